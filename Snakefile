@@ -1,0 +1,18 @@
+# temflow: physics -> training data -> networks for TEM. Stages live in workflow/rules/.
+from snakemake.utils import min_version
+
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/md.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        MD_TARGETS,

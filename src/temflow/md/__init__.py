@@ -1,0 +1,1 @@
+"""Molecular dynamics: structures, asap3 Langevin dynamics, vibration amplitudes."""

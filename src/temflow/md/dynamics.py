@@ -1,0 +1,185 @@
+"""Langevin molecular dynamics with asap3 and per-atom vibration statistics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms, units
+from ase.optimize import FIRE
+
+from temflow.errors import TemflowError
+
+log = logging.getLogger(__name__)
+
+#: KIM model for MoS2 (Stillinger-Weber, Wen, Shirodkar, Plechac 2017), Debian openkim-models.
+MOS2_KIM_MODEL = "SW_MX2_WenShirodkarPlechac_2017_MoS__MO_201919462778_001"
+
+
+def check_kim_model(name: str) -> None:
+    """Raise TemflowError unless asap3 has OpenKIM and the KIM model ``name`` is installed."""
+    import asap3
+
+    if not asap3.OpenKIMsupported:
+        raise TemflowError("asap3 was built without OpenKIM support; rerun scripts/setup.sh")
+    try:
+        asap3.OpenKIMcalculator(name)
+    except Exception as err:  # asap3 raises a bare RuntimeError/AsapError
+        raise TemflowError(
+            f"KIM model {name!r} is not installed or cannot be loaded ({err}); "
+            "install Debian 'openkim-models' or the model with kim-api-collections-management"
+        ) from err
+
+
+def make_calculator(atoms: Atoms, kim_model: str = MOS2_KIM_MODEL):
+    """asap3 calculator for ``atoms``: Brenner for pure carbon, the KIM model otherwise."""
+    import asap3
+
+    elements = set(atoms.get_chemical_symbols())
+    if elements <= {"C", "H"}:
+        return asap3.BrennerPotential()
+    if elements <= {"Mo", "S"}:
+        check_kim_model(kim_model)
+        return asap3.OpenKIMcalculator(kim_model)
+    raise TemflowError(f"no asap3 potential configured for elements {sorted(elements)}")
+
+
+@dataclass
+class VibrationStats:
+    """Per-atom thermal displacement statistics from an MD run.
+
+    ``sigma_A[:, k]`` is the standard deviation of atom positions about their mean along
+    Cartesian direction k (x, y, z), centre-of-mass drift removed, periodic images unwrapped.
+    """
+
+    sigma_A: np.ndarray  # (N, 3)
+    n_frames: int
+    atom_steps_per_s: float
+
+    @property
+    def sigma_xy_A(self) -> np.ndarray:
+        """In-plane std per Cartesian direction: sqrt of the mean of the x and y variances."""
+        return np.sqrt(0.5 * (self.sigma_A[:, 0] ** 2 + self.sigma_A[:, 1] ** 2))
+
+    @property
+    def sigma_z_A(self) -> np.ndarray:
+        return self.sigma_A[:, 2]
+
+
+def relax(atoms: Atoms, fmax_eV_per_A: float, max_steps: int = 2000) -> Atoms:
+    """Relax positions with FIRE (cell fixed); returns the same, now relaxed, atoms."""
+    if fmax_eV_per_A <= 0:
+        raise TemflowError(f"relax fmax must be positive, got {fmax_eV_per_A}")
+    FIRE(atoms, logfile=None).run(fmax=fmax_eV_per_A, steps=max_steps)
+    return atoms
+
+
+class _DisplacementAccumulator:
+    """Running sums of unwrapped, drift-corrected displacements (no trajectory in memory)."""
+
+    def __init__(self, atoms: Atoms):
+        self.atoms = atoms
+        self.reference = atoms.get_positions().copy()
+        self.periodic = np.asarray(atoms.pbc, dtype=bool)
+        self.cell = np.asarray(atoms.cell)
+        self.inverse_cell = np.linalg.pinv(self.cell) if self.periodic.any() else None
+        self.sum = np.zeros_like(self.reference)
+        self.sum_sq = np.zeros_like(self.reference)
+        self.n = 0
+
+    def displacement(self) -> np.ndarray:
+        d = self.atoms.get_positions() - self.reference
+        if self.inverse_cell is not None:
+            # Minimum image along periodic directions (atoms move far less than half a cell).
+            scaled = d @ self.inverse_cell
+            scaled[:, self.periodic] -= np.round(scaled[:, self.periodic])
+            d = scaled @ self.cell
+        return d - d.mean(axis=0)  # remove centre-of-mass (unweighted) drift
+
+    def __call__(self) -> None:
+        d = self.displacement()
+        self.sum += d
+        self.sum_sq += d * d
+        self.n += 1
+
+    def sigma(self) -> np.ndarray:
+        mean = self.sum / self.n
+        var = np.maximum(self.sum_sq / self.n - mean * mean, 0.0)
+        return np.sqrt(var)
+
+
+def run_langevin(
+    atoms: Atoms,
+    temperature_K: float,
+    timestep_fs: float,
+    friction_per_fs: float,
+    equilibration_steps: int,
+    production_steps: int,
+    sample_interval_steps: int,
+    seed: int,
+    progress: bool = False,
+) -> VibrationStats:
+    """Thermalise ``atoms`` (calculator attached) with asap3's C++ Langevin integrator and
+    return per-atom displacement statistics sampled every ``sample_interval_steps``."""
+    from asap3.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    if temperature_K <= 0:
+        raise TemflowError(f"temperature_K must be positive, got {temperature_K}")
+    for name, value in (
+        ("timestep_fs", timestep_fs),
+        ("friction_per_fs", friction_per_fs),
+        ("production_steps", production_steps),
+        ("sample_interval_steps", sample_interval_steps),
+    ):
+        if value <= 0:
+            raise TemflowError(f"{name} must be positive, got {value}")
+    if equilibration_steps < 0:
+        raise TemflowError(f"equilibration_steps must be >= 0, got {equilibration_steps}")
+    if production_steps < 2 * sample_interval_steps:
+        raise TemflowError(
+            f"production_steps ({production_steps}) must cover at least two samples "
+            f"(sample_interval_steps={sample_interval_steps})"
+        )
+
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    Stationary(atoms)
+    dyn = Langevin(
+        atoms,
+        timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=friction_per_fs / units.fs,
+        fixcm=True,
+        seed=int(rng.integers(1, 2**31 - 1)),
+    )
+    start = time.perf_counter()
+    _run_chunked(dyn, equilibration_steps, progress, "equilibration")
+    acc = _DisplacementAccumulator(atoms)
+    n_samples = production_steps // sample_interval_steps
+    for _ in _progress(range(n_samples), progress, "production"):
+        dyn.run(sample_interval_steps)
+        acc()
+    elapsed = time.perf_counter() - start
+    total_steps = equilibration_steps + n_samples * sample_interval_steps
+    speed = len(atoms) * total_steps / elapsed
+    log.info("MD: %d atoms, %d steps, %.3g atom-steps/s", len(atoms), total_steps, speed)
+    return VibrationStats(sigma_A=acc.sigma(), n_frames=acc.n, atom_steps_per_s=speed)
+
+
+def _progress(iterable, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, mininterval=2.0)
+
+
+def _run_chunked(dyn, steps: int, progress: bool, desc: str, chunk: int = 100) -> None:
+    n_chunks, rest = divmod(steps, chunk)
+    for _ in _progress(range(n_chunks), progress, desc):
+        dyn.run(chunk)
+    if rest:
+        dyn.run(rest)

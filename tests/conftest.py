@@ -1,0 +1,40 @@
+"""Shared fixtures: the repository root and one end-to-end run of config/test.yaml."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+
+
+def run_snakemake(*args: str, results_dir: Path, check: bool = True,
+                  configfile: str = "config/test.yaml") -> subprocess.CompletedProcess:
+    """Run snakemake on the repository with config/test.yaml writing below results_dir."""
+    cmd = [SNAKEMAKE, "--configfile", configfile, "--config", f"results_dir={results_dir}",
+           *args]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def test_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def workflow_results(tmp_path_factory) -> Path:
+    """Run the whole workflow once on config/test.yaml; every end-to-end test reads it."""
+    results_dir = tmp_path_factory.mktemp("results")
+    run_snakemake("--cores", "2", results_dir=results_dir)
+    return results_dir

@@ -1,0 +1,73 @@
+# MD stage: asap3 Langevin runs -> per-atom vibration amplitudes -> vibrations.csv.
+
+
+rule md_run:
+    output:
+        csv=MD_RUN_CSV,
+    params:
+        system_params=lambda wc: MD[wc.system],
+        temperature_K=MD["temperature_K"],
+        timestep_fs=MD["timestep_fs"],
+        friction_per_fs=MD["friction_per_fs"],
+        relax_fmax_eV_per_A=MD["relax_fmax_eV_per_A"],
+        equilibration_steps=MD["equilibration_steps"],
+        production_steps=MD["production_steps"],
+        sample_interval_steps=MD["sample_interval_steps"],
+        cutoffs_A=MD["cutoffs_A"],
+        kim_model=MD["kim_model"],
+        master_seed=MASTER_SEED,
+    log:
+        log_path("md_run", "{system}", "{run}"),
+    benchmark:
+        bench_path("md_run", "{system}", "{run}")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/md_run.py"
+
+
+rule md_vibrations:
+    input:
+        runs=MD_RUNS,
+    output:
+        csv=results("md", "vibrations.csv"),
+    params:
+        temperature_K=MD["temperature_K"],
+    log:
+        log_path("md_vibrations"),
+    benchmark:
+        bench_path("md_vibrations")
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/md_vibrations.py"
+
+
+rule md_figure:
+    input:
+        csv=results("md", "vibrations.csv"),
+        runs=MD_RUNS,
+    output:
+        png=results("figures", "vibrations.png"),
+    params:
+        dpi=PLOTS["dpi"],
+    log:
+        log_path("md_figure"),
+    benchmark:
+        bench_path("md_figure")
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/md_figure.py"
