@@ -10,9 +10,11 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
+include: "workflow/rules/hrtem.smk"
 
 
 rule all:
     default_target: True
     input:
         MD_TARGETS,
+        HRTEM_TARGETS,
