@@ -27,25 +27,46 @@ from temflow.hrtem.simulate import (
 from temflow.md.structures import MOS2_A_A, MOS2_THICKNESS_A
 
 CUTOFFS = {"Mo-S": 2.9, "C-C": 1.8}
-VIB = pd.DataFrame({
-    "system": ["mos2_sheet"] * 3 + ["graphene"],
-    "element": ["Mo", "Mo", "S", "C"], "coordination": [6, 5, 3, 3],
-    "sigma_xy": [0.05, 0.055, 0.07, 0.06], "sigma_z": [0.06, 0.065, 0.09, 0.1],
-    "n_atoms": [10, 10, 10, 10],
-})
+VIB = pd.DataFrame(
+    {
+        "system": ["mos2_sheet"] * 3 + ["graphene"],
+        "element": ["Mo", "Mo", "S", "C"],
+        "coordination": [6, 5, 3, 3],
+        "sigma_xy": [0.05, 0.055, 0.07, 0.06],
+        "sigma_z": [0.06, 0.065, 0.09, 0.1],
+        "n_atoms": [10, 10, 10, 10],
+    }
+)
 MICROSCOPE = {
-    "energy_keV": [50, 50], "defocus_offsets_A": [-50, 0, 50], "defocus_centre_A": [0, 40],
-    "Cs_A": [0, 30], "astigmatism_A": [0, 50], "astigmatism_angle_rad": [0, 3.14159],
-    "focal_spread_A": [10, 40], "semiangle_cutoff_mrad": [35, 50],
-    "dose_e_per_A2": [100, 10000], "blur_sigma_A": [0, 0.2], "mtf_floor": [0, 0.1],
-    "mtf_half_nyquist": [0.3, 0.6], "mtf_power": [2, 3.5],
+    "energy_keV": [50, 50],
+    "defocus_offsets_A": [-50, 0, 50],
+    "defocus_centre_A": [0, 40],
+    "Cs_A": [0, 30],
+    "astigmatism_A": [0, 50],
+    "astigmatism_angle_rad": [0, 3.14159],
+    "focal_spread_A": [10, 40],
+    "semiangle_cutoff_mrad": [35, 50],
+    "dose_e_per_A2": [100, 10000],
+    "blur_sigma_A": [0, 0.2],
+    "mtf_floor": [0, 0.1],
+    "mtf_half_nyquist": [0.3, 0.6],
+    "mtf_power": [2, 3.5],
 }
 TINY = {
-    "sample": {"field_of_view_A": [9.6, 9.6], "s_vacancy_fraction": [0.05, 0.1],
-               "mo_vacancy_fraction": [0.0, 0.02], "graphene_spacing_A": 3.3, "vacuum_A": 1.0},
+    "sample": {
+        "field_of_view_A": [9.6, 9.6],
+        "s_vacancy_fraction": [0.05, 0.1],
+        "mo_vacancy_fraction": [0.0, 0.02],
+        "graphene_spacing_A": 3.3,
+        "vacuum_A": 1.0,
+    },
     "microscope": MICROSCOPE,
-    "simulation": {"n_configs": 2, "potential_sampling_A": 0.1, "slice_thickness_A": 1.0,
-                   "output_sampling_A": 0.2},
+    "simulation": {
+        "n_configs": 2,
+        "potential_sampling_A": 0.1,
+        "slice_thickness_A": 1.0,
+        "output_sampling_A": 0.2,
+    },
 }
 
 
@@ -64,17 +85,28 @@ def rect_mos2(nx: int, ny: int, vacuum_A: float = 1.0) -> Atoms:
                 for dz in (-t / 2, t / 2):
                     positions.append((x + a / 2, y + b / 6, z + dz))
                     symbols.append("S")
-    atoms = Atoms(symbols, positions=positions, cell=[nx * a, ny * b, z + t / 2 + vacuum_A],
-                  pbc=True)
+    atoms = Atoms(
+        symbols, positions=positions, cell=[nx * a, ny * b, z + t / 2 + vacuum_A], pbc=True
+    )
     atoms.wrap()
     return atoms
 
 
 def fixed_params(defoci=(-30.0, 20.0, 70.0), **kw) -> MicroscopeParams:
-    values = dict(energy_eV=50e3, defoci_A=tuple(defoci), Cs_A=14.29, astigmatism_A=34.27,
-                  astigmatism_angle_rad=0.4, focal_spread_A=0.0, semiangle_cutoff_mrad=40.0,
-                  dose_e_per_A2=1e3, blur_sigma_A=0.0, mtf_floor=1.0, mtf_half_nyquist=0.5,
-                  mtf_power=2.0)
+    values = dict(
+        energy_eV=50e3,
+        defoci_A=tuple(defoci),
+        Cs_A=14.29,
+        astigmatism_A=34.27,
+        astigmatism_angle_rad=0.4,
+        focal_spread_A=0.0,
+        semiangle_cutoff_mrad=40.0,
+        dose_e_per_A2=1e3,
+        blur_sigma_A=0.0,
+        mtf_floor=1.0,
+        mtf_half_nyquist=0.5,
+        mtf_power=2.0,
+    )
     values.update(kw)
     return MicroscopeParams(**values)
 
@@ -106,8 +138,7 @@ def test_columns_outside_field_dropped_and_graphene_unlabelled():
 
 
 def test_sample_vacancies_and_cell():
-    params = {**TINY["sample"], "s_vacancy_fraction": [0.5, 0.5],
-              "mo_vacancy_fraction": [0.0, 0.0]}
+    params = {**TINY["sample"], "s_vacancy_fraction": [0.5, 0.5], "mo_vacancy_fraction": [0.0, 0.0]}
     sample = make_sample(params, "none", np.random.default_rng(0), CUTOFFS)
     atoms = sample.atoms
     assert np.allclose(atoms.cell, np.diag([9.6, 9.6, atoms.cell[2, 2]]))
@@ -132,19 +163,31 @@ def test_gaussian_targets_peak_at_columns():
 def test_mo_columns_are_image_extrema_in_label_frame():
     """Zero sigmas, no noise, Cs = 0: at -10 A defocus Mo columns are bright maxima, at
     +10 A dark minima; the extremum nearest every Mo column lies within 0.2 A of it."""
-    params = {**TINY["sample"], "field_of_view_A": [12.8, 12.8],
-              "s_vacancy_fraction": [0.0, 0.0], "mo_vacancy_fraction": [0.0, 0.0]}
+    params = {
+        **TINY["sample"],
+        "field_of_view_A": [12.8, 12.8],
+        "s_vacancy_fraction": [0.0, 0.0],
+        "mo_vacancy_fraction": [0.0, 0.0],
+    }
     sample = make_sample(params, "none", np.random.default_rng(11), CUTOFFS)
     atoms = sample.atoms
     assert 0.1 < sample.info["mos2_angle_rad"] % (np.pi / 3) < np.pi / 3 - 0.1  # rotated
     cols = find_columns(atoms, sample.field_A)
-    mp = fixed_params(defoci=(-10.0, 10.0), Cs_A=0.0, astigmatism_A=0.0,
-                      semiangle_cutoff_mrad=60.0)
-    images = simulate_image(atoms, np.zeros((len(atoms), 3)), mp, n_configs=1, seed=0,
-                            potential_sampling_A=0.05, slice_thickness_A=1.0,
-                            output_sampling_A=0.05, rng=None)
-    mo = cols[(cols["class"] == 0) & cols["x_A"].between(1.5, 11.3)
-              & cols["y_A"].between(1.5, 11.3)]
+    mp = fixed_params(defoci=(-10.0, 10.0), Cs_A=0.0, astigmatism_A=0.0, semiangle_cutoff_mrad=60.0)
+    images = simulate_image(
+        atoms,
+        np.zeros((len(atoms), 3)),
+        mp,
+        n_configs=1,
+        seed=0,
+        potential_sampling_A=0.05,
+        slice_thickness_A=1.0,
+        output_sampling_A=0.05,
+        rng=None,
+    )
+    mo = cols[
+        (cols["class"] == 0) & cols["x_A"].between(1.5, 11.3) & cols["y_A"].between(1.5, 11.3)
+    ]
     assert len(mo) >= 8
     for image, extremum in ((images[0], maximum_filter), (images[1], minimum_filter)):
         peaks = np.argwhere(image == extremum(image, size=15, mode="wrap"))
@@ -160,25 +203,44 @@ def test_channel_order_and_defocus_sign_match_direct_abtem():
     params = {**TINY["sample"], "field_of_view_A": [6.4, 6.4]}
     atoms = make_sample(params, "none", np.random.default_rng(2), CUTOFFS).atoms
     mp = fixed_params(focal_spread_A=20.0)
-    series = exit_focal_series(atoms, np.zeros((len(atoms), 3)), mp, n_configs=1, seed=1,
-                               potential_sampling_A=0.1, slice_thickness_A=1.0)
+    series = exit_focal_series(
+        atoms,
+        np.zeros((len(atoms), 3)),
+        mp,
+        n_configs=1,
+        seed=1,
+        potential_sampling_A=0.1,
+        slice_thickness_A=1.0,
+    )
     assert series.shape[0] == 3
     with abtem.config.set({"diagnostics.progress_bar": False}):
-        pot = abtem.Potential(atoms, sampling=0.1, slice_thickness=1.0,
-                              parametrization="lobato", projection="infinite")
+        pot = abtem.Potential(
+            atoms,
+            sampling=0.1,
+            slice_thickness=1.0,
+            parametrization="lobato",
+            projection="infinite",
+        )
         exit_wave = abtem.PlaneWave(energy=50e3).multislice(pot).compute()
         direct = []
         for d in mp.defoci_A:
-            ctf = abtem.CTF(energy=50e3, defocus=d, Cs=mp.Cs_A, astigmatism=mp.astigmatism_A,
-                            astigmatism_angle=mp.astigmatism_angle_rad, focal_spread=20.0,
-                            semiangle_cutoff=mp.semiangle_cutoff_mrad)
+            ctf = abtem.CTF(
+                energy=50e3,
+                defocus=d,
+                Cs=mp.Cs_A,
+                astigmatism=mp.astigmatism_A,
+                astigmatism_angle=mp.astigmatism_angle_rad,
+                focal_spread=20.0,
+                semiangle_cutoff=mp.semiangle_cutoff_mrad,
+            )
             direct.append(exit_wave.apply_ctf(ctf).intensity().compute().array)
     for c, ref in enumerate(direct):
         assert np.abs(series[c] - ref).max() / np.abs(ref).max() < 1e-3
     assert np.abs(series[0] - direct[2]).max() / np.abs(direct[2]).max() > 1e-2
     # Through the full pipeline (MTF = 1, no blur, no noise): transposed, dose-scaled.
-    images = simulate_image(atoms, np.zeros((len(atoms), 3)), mp, 1, 1, 0.1, 1.0,
-                            output_sampling_A=0.1, rng=None)
+    images = simulate_image(
+        atoms, np.zeros((len(atoms), 3)), mp, 1, 1, 0.1, 1.0, output_sampling_A=0.1, rng=None
+    )
     for c, ref in enumerate(direct):
         np.testing.assert_allclose(images[c], ref.T * 1e3 * 0.01, rtol=2e-3, atol=1e-3)
     with pytest.raises(TemflowError, match="increasing"):
@@ -229,6 +291,7 @@ def _read_everything(path):
             if isinstance(obj, h5py.Dataset):
                 out[name] = obj[()]
             out[name + "@attrs"] = dict(obj.attrs)
+
         f.visititems(visit)
     return out
 
@@ -268,8 +331,11 @@ def test_reader_round_trip_exact(tmp_path):
     rec = ImageRecord(
         images=np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4),
         columns=pd.DataFrame({"x_A": [0.5, 1.25], "y_A": [0.1, 2.0], "class": [2, 0]}),
-        positions_A=np.ones((2, 3)), numbers=np.array([42, 16]), cell_A=np.eye(3),
-        sigmas_A=np.full((2, 3), 0.07), coordination=np.array([6, 3]),
+        positions_A=np.ones((2, 3)),
+        numbers=np.array([42, 16]),
+        cell_A=np.eye(3),
+        sigmas_A=np.full((2, 3), 0.07),
+        coordination=np.array([6, 3]),
         attrs={"seed": 9, "defoci_A": [1.0, 2.0], "substrate": "none"},
     )
     path = tmp_path / "shard_0000.h5"
@@ -310,8 +376,9 @@ def test_bad_config_leaves_no_shard(tmp_path, section, key, value, match):
 def test_missing_vibration_element_leaves_no_shard(tmp_path):
     path = tmp_path / "shard_0000.h5"
     with pytest.raises(TemflowError, match="element 'C'"):
-        generate_shard(path, TINY, "val_graphene", "graphene", 0, 1, 1,
-                       VIB[VIB.element != "C"], CUTOFFS)
+        generate_shard(
+            path, TINY, "val_graphene", "graphene", 0, 1, 1, VIB[VIB.element != "C"], CUTOFFS
+        )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -3,7 +3,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, "../../config/schema.yaml")
 
 CONDA_ENV = "../../envs/temflow.yaml"

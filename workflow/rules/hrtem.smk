@@ -11,6 +11,16 @@ rule hrtem_shard:
         vibrations=results("md", "vibrations.csv"),
     output:
         h5=HRTEM_SHARD_H5,
+    log:
+        log_path("hrtem_shard", "{dataset}", "{shard}"),
+    benchmark:
+        bench_path("hrtem_shard", "{dataset}", "{shard}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=120,
     params:
         sample=HRTEM["sample"],
         microscope=HRTEM["microscope"],
@@ -20,16 +30,6 @@ rule hrtem_shard:
         cutoffs_A=MD["cutoffs_A"],
         master_seed=MASTER_SEED,
         device=DEVICE,
-    log:
-        log_path("hrtem_shard", "{dataset}", "{shard}"),
-    benchmark:
-        bench_path("hrtem_shard", "{dataset}", "{shard}")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=120,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/hrtem_shard.py"
 
@@ -39,18 +39,18 @@ rule hrtem_figure:
         shards=[hrtem_shards(ds)[0] for ds in HRTEM["figure_datasets"]],
     output:
         png=results("figures", "hrtem_examples.png"),
-    params:
-        datasets=HRTEM["figure_datasets"],
-        dpi=PLOTS["dpi"],
     log:
         log_path("hrtem_figure"),
     benchmark:
         bench_path("hrtem_figure")
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        datasets=HRTEM["figure_datasets"],
+        dpi=PLOTS["dpi"],
     script:
         "../scripts/hrtem_figure.py"

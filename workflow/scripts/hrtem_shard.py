@@ -10,11 +10,24 @@ with script_context(snakemake) as log:  # noqa: F821
     p = sm.params
     device = resolve_device(p.device)
     dataset, shard = sm.wildcards.dataset, int(sm.wildcards.shard)
-    log.info("%s shard %d: %d images on %s (substrate %s)", dataset, shard, p.n_images,
-             device, p.substrate)
+    log.info(
+        "%s shard %d: %d images on %s (substrate %s)",
+        dataset,
+        shard,
+        p.n_images,
+        device,
+        p.substrate,
+    )
     hrtem = {"sample": p.sample, "microscope": p.microscope, "simulation": p.simulation}
     generate_shard(
-        sm.output.h5, hrtem, dataset=dataset, substrate=p.substrate, shard=shard,
-        n_images=p.n_images, master_seed=p.master_seed,
-        vibrations=read_vibrations(sm.input.vibrations), cutoffs_A=p.cutoffs_A, device=device,
+        sm.output.h5,
+        hrtem,
+        dataset=dataset,
+        substrate=p.substrate,
+        shard=shard,
+        n_images=p.n_images,
+        master_seed=p.master_seed,
+        vibrations=read_vibrations(sm.input.vibrations),
+        cutoffs_A=p.cutoffs_A,
+        device=device,
     )

@@ -25,12 +25,15 @@ def plot_examples(
     """One row per dataset: the focal series (channels) with columns marked by class."""
     n_rows = len(examples)
     n_cols = max(images.shape[0] for images, _, _ in examples.values())
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.4 * n_rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.4 * n_rows), squeeze=False)
     for row, (name, (images, columns, meta)) in enumerate(examples.items()):
         h, w = images.shape[-2:]
-        extent = (-0.5 * sampling_A, (w - 0.5) * sampling_A, (h - 0.5) * sampling_A,
-                  -0.5 * sampling_A)
+        extent = (
+            -0.5 * sampling_A,
+            (w - 0.5) * sampling_A,
+            (h - 0.5) * sampling_A,
+            -0.5 * sampling_A,
+        )
         for c, ax in enumerate(axes[row]):
             if c >= images.shape[0]:
                 ax.axis("off")
@@ -38,8 +41,14 @@ def plot_examples(
             ax.imshow(images[c], cmap="gray", extent=extent)
             for k, cls in enumerate(CLASSES):
                 sel = columns[columns["class"] == k]
-                ax.scatter(sel["x_A"], sel["y_A"], s=6, c=CLASS_COLOURS[cls],
-                           label=cls if (row, c) == (0, 0) else None, linewidths=0)
+                ax.scatter(
+                    sel["x_A"],
+                    sel["y_A"],
+                    s=6,
+                    c=CLASS_COLOURS[cls],
+                    label=cls if (row, c) == (0, 0) else None,
+                    linewidths=0,
+                )
             ax.set_title(f"{name}: defocus {meta['defoci_A'][c]:.0f} A", fontsize=8)
             ax.set_xlabel("x (A)", fontsize=7)
             ax.set_ylabel("y (A)", fontsize=7)
