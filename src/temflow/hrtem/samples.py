@@ -174,7 +174,11 @@ def make_sample(
             graphene_shift_y_A=float(g_shift[1]),
         )
     patch = Atoms(symbols=sym.tolist(), positions=pos, pbc=False)
-    coordination = coordination_numbers(patch, cutoffs_A)
+    # A non-periodic box around the patch: ASE's neighbour search is ~30x slower without one.
+    boxed = patch.copy()
+    boxed.positions -= pos.min(axis=0) - 1.0
+    boxed.cell = np.ptp(pos, axis=0) + 2.0
+    coordination = coordination_numbers(boxed, cutoffs_A)
     inside = (pos[:, 0] >= 0) & (pos[:, 0] < fov[0]) & (pos[:, 1] >= 0) & (pos[:, 1] < fov[1])
     atoms = patch[inside]
     atoms.cell = [fov[0], fov[1], top + vacuum]
