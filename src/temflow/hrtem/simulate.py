@@ -148,7 +148,8 @@ def _compact_potential(potential_array):
 
     array = potential_array.array
     thickness = np.asarray(potential_array.slice_thickness, dtype=float)
-    occupied = np.flatnonzero(np.any(array != 0, axis=(0, 2, 3)))
+    occupied = (array != 0).any(axis=(0, 2, 3))
+    occupied = np.flatnonzero(occupied.get() if hasattr(occupied, "get") else occupied)
     if len(occupied) == 0:
         return potential_array
     ends = [*occupied[1:], len(thickness)]
