@@ -1,7 +1,6 @@
 # temflow: physics -> training data -> networks for TEM. Stages live in workflow/rules/.
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 

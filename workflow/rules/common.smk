@@ -1,10 +1,17 @@
 # Helpers shared by every stage: config validation, paths, resources.
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from temflow.config import describe_config_error
 
-validate(config, "../../config/schema.yaml")
+SCHEMA = workflow.source_path("../../config/schema.yaml")
+try:
+    validate(config, "../../config/schema.yaml")  # also fills in schema defaults
+except WorkflowError:
+    # Snakemake's message dumps the whole schema; say which key is wrong, in one line.
+    raise WorkflowError(describe_config_error(config, SCHEMA)) from None
 
 CONDA_ENV = "../../envs/temflow.yaml"
 RESULTS = Path(config["results_dir"])

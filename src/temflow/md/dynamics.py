@@ -124,7 +124,7 @@ def run_langevin(
     """Thermalise ``atoms`` (calculator attached) with asap3's C++ Langevin integrator and
     return per-atom displacement statistics sampled every ``sample_interval_steps``."""
     from asap3.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md import velocitydistribution as vd
 
     if temperature_K <= 0:
         raise TemflowError(f"temperature_K must be positive, got {temperature_K}")
@@ -145,14 +145,15 @@ def run_langevin(
         )
 
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-    Stationary(atoms)
+    # ASE >= 3.27 renamed MaxwellBoltzmannDistribution to thermalize_momenta.
+    thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
+    thermalize(atoms, temperature_K=temperature_K, rng=rng)
+    vd.Stationary(atoms)
     dyn = Langevin(
         atoms,
         timestep_fs * units.fs,
         temperature_K=temperature_K,
         friction=friction_per_fs / units.fs,
-        fixcm=True,
         seed=int(rng.integers(1, 2**31 - 1)),
     )
     start = time.perf_counter()
