@@ -162,3 +162,18 @@ def test_lookup_falls_back_to_nearest_coordination():
     np.testing.assert_allclose(sig[3], [0.07, 0.07, 0.06])
     with pytest.raises(TemflowError, match="no entry for element 'C'"):
         lookup_sigmas(table, ["C"], np.array([3]))
+
+
+def test_structure_files(tmp_path):
+    path = tmp_path / "sheet.extxyz"
+    mos2_sheet((3, 3)).write(path)
+    atoms = build_system("mine", {"path": str(path)}, np.random.default_rng(0))
+    assert len(atoms) == 27 and np.all(
+        _cn(atoms)[np.array(atoms.get_chemical_symbols()) == "Mo"] == 6
+    )
+    garbage = tmp_path / "broken.xyz"
+    garbage.write_text("this is not\na structure\n")
+    with pytest.raises(TemflowError, match="cannot read structure file .*broken.xyz"):
+        build_system("broken", {"path": str(garbage)}, np.random.default_rng(0))
+    with pytest.raises(TemflowError, match="does not exist"):
+        build_system("gone", {"path": str(tmp_path / "gone.cif")}, np.random.default_rng(0))

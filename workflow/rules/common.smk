@@ -40,5 +40,22 @@ def bench_path(rule_name, *wildcards):
 # --- MD stage -------------------------------------------------------------------------
 MD = config["md"]
 MD_RUN_CSV = results("md", "runs", "{system}", "run{run}.csv")
-MD_RUNS = expand(MD_RUN_CSV, system=MD["systems"], run=range(MD["n_runs"]))
+MD_STRUCTURE_FILES = MD["structure_files"]
+for _name, _path in MD_STRUCTURE_FILES.items():
+    if not Path(_path).is_file():
+        raise WorkflowError(f"config error at md.structure_files.{_name}: no file {_path}")
+MD_SYSTEMS = [*MD["systems"], *MD_STRUCTURE_FILES]
+MD_RUNS = expand(MD_RUN_CSV, system=MD_SYSTEMS, run=range(MD["n_runs"]))
+
+
+def md_system_params(wildcards):
+    """Config of one MD system: a built-in section, or the path of a user's structure."""
+    if wildcards.system in MD_STRUCTURE_FILES:
+        return {"path": MD_STRUCTURE_FILES[wildcards.system]}
+    return MD[wildcards.system]
+
+
+def md_structure_input(wildcards):
+    """A user's structure file is an input, so editing it re-runs its MD."""
+    return MD_STRUCTURE_FILES.get(wildcards.system, [])
 MD_TARGETS = [results("md", "vibrations.csv"), results("figures", "vibrations.png")]

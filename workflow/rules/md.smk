@@ -2,6 +2,8 @@
 
 
 rule md_run:
+    input:
+        structure=md_structure_input,
     output:
         csv=MD_RUN_CSV,
     log:
@@ -15,7 +17,7 @@ rule md_run:
         mem_mb=1000,
         runtime=60,
     params:
-        system_params=lambda wc: MD[wc.system],
+        system_params=md_system_params,
         temperature_K=MD["temperature_K"],
         timestep_fs=MD["timestep_fs"],
         friction_per_fs=MD["friction_per_fs"],

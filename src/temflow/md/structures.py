@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
+import ase.io
 import numpy as np
 from ase import Atoms
 from ase.build import graphene, mx2
@@ -96,8 +98,27 @@ def graphene_sheet(
     return atoms
 
 
+def read_structure(path: str | Path) -> Atoms:
+    """Read a user's structure file (any format ASE reads: xyz, extxyz, cif, traj, POSCAR)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TemflowError(f"structure file {path} does not exist")
+    try:
+        atoms = ase.io.read(path)
+    except Exception as err:  # ASE raises many types for malformed files
+        raise TemflowError(f"cannot read structure file {path}: {err}") from err
+    if len(atoms) == 0:
+        raise TemflowError(f"structure file {path} contains no atoms")
+    return atoms
+
+
 def build_system(name: str, params: Mapping, rng: np.random.Generator) -> Atoms:
-    """Build an MD system from its config section (see config/README.md)."""
+    """Build an MD system from its config section (see config/README.md).
+
+    ``params`` with a ``path`` key reads a user's structure file instead.
+    """
+    if "path" in params:
+        return read_structure(params["path"])
     if name == "mos2_sheet":
         return mos2_sheet(
             tuple(params["repeat"]),

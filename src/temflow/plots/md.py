@@ -31,9 +31,9 @@ def plot_vibrations(table: pd.DataFrame, path: str | Path, dpi: int = 150) -> No
             (("sigma_xy", "in-plane $\\sigma_{xy}$"), ("sigma_z", "out-of-plane $\\sigma_z$"))
         ):
             ax = axes[row, col]
-            for system, s in sub.groupby("system"):
+            for k, (system, s) in enumerate(sub.groupby("system")):
                 s = s.sort_values("coordination")
-                offset = 0.08 * (list(SYSTEM_LABELS).index(system) - 1)
+                offset = 0.08 * (k - 1)  # keeps error bars of different systems apart
                 ax.errorbar(
                     s["coordination"] + offset,
                     s[key],
