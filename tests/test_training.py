@@ -28,8 +28,15 @@ def _model() -> nn.Module:
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {"epochs": 4, "batch_size": 32, "learning_rate": 1e-2, "patience": None,
-            "device": "cpu", "seed": 3, "progress": False}
+    base = {
+        "epochs": 4,
+        "batch_size": 32,
+        "learning_rate": 1e-2,
+        "patience": None,
+        "device": "cpu",
+        "seed": 3,
+        "progress": False,
+    }
     return TrainConfig(**{**base, **kw})
 
 
@@ -44,8 +51,17 @@ def test_loss_decreases_checkpoint_and_metrics_written(tmp_path):
     def metrics(out, y):
         return {"mae": float((out - y).abs().mean())}
 
-    res = train(model, _data(), _data(64, seed=1), nn.functional.mse_loss, _cfg(),
-                tmp_path / "work", tmp_path / "m.csv", augment=augment, val_metrics=metrics)
+    res = train(
+        model,
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(),
+        tmp_path / "work",
+        tmp_path / "m.csv",
+        augment=augment,
+        val_metrics=metrics,
+    )
     assert (tmp_path / "work" / "checkpoint.pt").is_file()
     rows = list(csv.DictReader(open(tmp_path / "m.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
@@ -59,14 +75,35 @@ def test_loss_decreases_checkpoint_and_metrics_written(tmp_path):
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
-    full = train(_model(), _data(), _data(64, seed=1), nn.functional.mse_loss, _cfg(),
-                 tmp_path / "a", tmp_path / "a.csv")
-    first = train(_model(), _data(), _data(64, seed=1), nn.functional.mse_loss,
-                  _cfg(epochs=2), tmp_path / "b", tmp_path / "b.csv")
+    full = train(
+        _model(),
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(),
+        tmp_path / "a",
+        tmp_path / "a.csv",
+    )
+    first = train(
+        _model(),
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(epochs=2),
+        tmp_path / "b",
+        tmp_path / "b.csv",
+    )
     assert first.epochs_run == 2
     # "the job was killed after epoch 2": rerun asking for 4 epochs with a fresh model
-    resumed = train(_model(), _data(), _data(64, seed=1), nn.functional.mse_loss, _cfg(),
-                    tmp_path / "b", tmp_path / "b.csv")
+    resumed = train(
+        _model(),
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(),
+        tmp_path / "b",
+        tmp_path / "b.csv",
+    )
     assert resumed.resumed_from == 2 and resumed.epochs_run == 4
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     for key, value in full.best_state.items():
@@ -75,30 +112,65 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 
 
 def test_changed_config_starts_afresh(tmp_path):
-    train(_model(), _data(), _data(64, seed=1), nn.functional.mse_loss, _cfg(epochs=1),
-          tmp_path / "w", None)
-    res = train(_model(), _data(), _data(64, seed=1), nn.functional.mse_loss,
-                _cfg(epochs=1, learning_rate=1e-3), tmp_path / "w", None)
+    train(
+        _model(),
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(epochs=1),
+        tmp_path / "w",
+        None,
+    )
+    res = train(
+        _model(),
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(epochs=1, learning_rate=1e-3),
+        tmp_path / "w",
+        None,
+    )
     assert res.resumed_from == 0 and res.epochs_run == 1
 
 
 def test_early_stopping_triggers(tmp_path):
     # validation targets are the negatives of the training targets: learning makes the
     # validation loss worse every epoch, so the first epoch stays best.
-    res = train(_model(), _data(), _data(64, sign=-1.0, seed=1), nn.functional.mse_loss,
-                _cfg(epochs=20, patience=2), tmp_path / "w", tmp_path / "m.csv")
+    res = train(
+        _model(),
+        _data(),
+        _data(64, sign=-1.0, seed=1),
+        nn.functional.mse_loss,
+        _cfg(epochs=20, patience=2),
+        tmp_path / "w",
+        tmp_path / "m.csv",
+    )
     assert res.stopped_early and res.epochs_run == 3 and res.best_epoch == 1
     # rerunning a stopped run does no further epochs
-    again = train(_model(), _data(), _data(64, sign=-1.0, seed=1), nn.functional.mse_loss,
-                  _cfg(epochs=20, patience=2), tmp_path / "w", tmp_path / "m.csv")
+    again = train(
+        _model(),
+        _data(),
+        _data(64, sign=-1.0, seed=1),
+        nn.functional.mse_loss,
+        _cfg(epochs=20, patience=2),
+        tmp_path / "w",
+        tmp_path / "m.csv",
+    )
     assert again.epochs_run == 3 and again.resumed_from == 3
 
 
 def test_max_steps_per_epoch_limits_batches(tmp_path):
     calls = []
-    train(_model(), _data(), _data(64, seed=1), nn.functional.mse_loss,
-          _cfg(epochs=1, max_steps_per_epoch=3), tmp_path / "w", None,
-          augment=lambda x, y, g: (calls.append(1), (x, y))[1])
+    train(
+        _model(),
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(epochs=1, max_steps_per_epoch=3),
+        tmp_path / "w",
+        None,
+        augment=lambda x, y, g: (calls.append(1), (x, y))[1],
+    )
     assert len(calls) == 3
 
 
