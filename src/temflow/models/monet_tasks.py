@@ -47,7 +47,7 @@ AXES_NOTE = (
     "weights); the per-axis outputs (softmax probabilities or sigmoid alphas) are averaged, "
     "as in the reference MoNet: the two axes of isotropic motion are statistically "
     "identical, so weight sharing doubles the evidence per trajectory, keeps the "
-    "reference's ~248k parameters, and lets the network run on 1-D tracks too."
+    "reference's ~248k parameters (248,163)."
 )
 
 
@@ -162,7 +162,7 @@ def train_task(
             "n_train": int(len(tr)),
             "n_val": int(len(va)),
         },
-        "data": {str(train_h5): data_hash},
+        "data": {Path(train_h5).name: data_hash},
         "metrics": {
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
