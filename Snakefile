@@ -9,9 +9,13 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
+include: "workflow/rules/trajectories.smk"
+include: "workflow/rules/monet.smk"
 
 
 rule all:
     default_target: True
     input:
         MD_TARGETS,
+        TRAJ_TARGETS,
+        MONET_TARGETS,
