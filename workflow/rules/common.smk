@@ -43,7 +43,9 @@ MD_RUN_CSV = results("md", "runs", "{system}", "run{run}.csv")
 MD_STRUCTURE_FILES = MD["structure_files"]
 for _name, _path in MD_STRUCTURE_FILES.items():
     if not Path(_path).is_file():
-        raise WorkflowError(f"config error at md.structure_files.{_name}: no file {_path}")
+        raise WorkflowError(
+            f"config error at md.structure_files.{_name}: no file {_path}"
+        )
 MD_SYSTEMS = [*MD["systems"], *MD_STRUCTURE_FILES]
 MD_RUNS = expand(MD_RUN_CSV, system=MD_SYSTEMS, run=range(MD["n_runs"]))
 
@@ -58,6 +60,8 @@ def md_system_params(wildcards):
 def md_structure_input(wildcards):
     """A user's structure file is an input, so editing it re-runs its MD."""
     return MD_STRUCTURE_FILES.get(wildcards.system, [])
+
+
 MD_TARGETS = [results("md", "vibrations.csv"), results("figures", "vibrations.png")]
 
 
