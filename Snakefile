@@ -7,6 +7,13 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# Light jobs (aggregation, figures) run on the submitting host, not as cluster jobs.
+localrules:
+    md_vibrations,
+    md_figure,
+    monet_report,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/trajectories.smk"
