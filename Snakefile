@@ -7,9 +7,19 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# Light jobs (aggregation, figures) run on the submitting host, not as cluster jobs.
+localrules:
+    md_vibrations,
+    md_figure,
+    hrtem_figure,
+    monet_report,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/hrtem.smk"
+include: "workflow/rules/trajectories.smk"
+include: "workflow/rules/monet.smk"
 
 
 rule all:
@@ -17,3 +27,5 @@ rule all:
     input:
         MD_TARGETS,
         HRTEM_TARGETS,
+        TRAJ_TARGETS,
+        MONET_TARGETS,

@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 venv=${TEMFLOW_VENV:-$here/.venv}
-extras=${TEMFLOW_EXTRAS:-dev,io}
+extras=${TEMFLOW_EXTRAS:-dev,io,slurm}
 stamp="$venv/.temflow-setup"
 
 log() { printf '[setup] %s\n' "$*" >&2; }

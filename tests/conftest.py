@@ -15,15 +15,30 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 
 
-def run_snakemake(*args: str, results_dir: Path, check: bool = True,
-                  configfile: str = "config/test.yaml") -> subprocess.CompletedProcess:
-    """Run snakemake on the repository with config/test.yaml writing below results_dir."""
-    cmd = [SNAKEMAKE, "--configfile", configfile, "--config", f"results_dir={results_dir}",
-           *args]
+def run_snakemake(
+    *args: str,
+    results_dir: Path,
+    check: bool = True,
+    configfile: str = "config/test.yaml",
+    overrides: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
+    """Run snakemake on the repository with ``configfile`` writing below ``results_dir``;
+    ``overrides`` are extra ``--config`` items (key=value)."""
+    cmd = [
+        SNAKEMAKE,
+        "--configfile",
+        configfile,
+        "--config",
+        f"results_dir={results_dir}",
+        *overrides,
+        *args,
+    ]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 

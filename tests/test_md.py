@@ -44,8 +44,9 @@ def test_single_s_vacancy_leaves_three_fivefold_mo():
 
 
 def test_vacancy_fractions_are_exact():
-    atoms = mos2_sheet((5, 5), s_vacancy_fraction=0.1, mo_vacancy_fraction=0.04,
-                       rng=np.random.default_rng(1))
+    atoms = mos2_sheet(
+        (5, 5), s_vacancy_fraction=0.1, mo_vacancy_fraction=0.04, rng=np.random.default_rng(1)
+    )
     symbols = np.array(atoms.get_chemical_symbols())
     assert (symbols == "S").sum() == 50 - 5
     assert (symbols == "Mo").sum() == 25 - 1
@@ -75,13 +76,20 @@ def test_bad_inputs_are_named():
         coordination_numbers(atoms, {"MoS": 2.9})
 
 
-def _md_sigma(atoms, temperature_K, seed, steps=3000):
+def _md_sigma(atoms, temperature_K, seed, steps=4000):
     atoms = atoms.copy()
     atoms.calc = make_calculator(atoms)
     relax(atoms, 0.01)
-    stats = run_langevin(atoms, temperature_K, timestep_fs=1.0, friction_per_fs=0.05,
-                         equilibration_steps=500, production_steps=steps,
-                         sample_interval_steps=5, seed=seed)
+    stats = run_langevin(
+        atoms,
+        temperature_K,
+        timestep_fs=1.0,
+        friction_per_fs=0.01,
+        equilibration_steps=500,
+        production_steps=steps,
+        sample_interval_steps=5,
+        seed=seed,
+    )
     return atoms, stats
 
 
@@ -116,9 +124,19 @@ def test_same_seed_same_numbers_and_aggregation():
     tables = []
     for run, seed in enumerate((11, 11, 12)):
         relaxed, stats = _md_sigma(atoms, 300.0, seed=seed, steps=200)
-        tables.append(group_by_environment(
-            "graphene", run, relaxed.get_chemical_symbols(), _cn(relaxed),
-            stats.sigma_xy_A, stats.sigma_z_A, stats.n_frames, 300.0, 0.0))
+        tables.append(
+            group_by_environment(
+                "graphene",
+                run,
+                relaxed.get_chemical_symbols(),
+                _cn(relaxed),
+                stats.sigma_xy_A,
+                stats.sigma_z_A,
+                stats.n_frames,
+                300.0,
+                0.0,
+            )
+        )
     a, b, c = (t[["sigma_xy", "sigma_z"]].to_numpy() for t in tables)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
@@ -128,13 +146,34 @@ def test_same_seed_same_numbers_and_aggregation():
 
 
 def test_lookup_falls_back_to_nearest_coordination():
-    table = pd.DataFrame({
-        "system": ["s", "s", "s"], "element": ["Mo", "Mo", "S"], "coordination": [6, 4, 3],
-        "sigma_xy": [0.05, 0.08, 0.07], "sigma_z": [0.04, 0.09, 0.06], "n_atoms": [10, 2, 20],
-    })
+    table = pd.DataFrame(
+        {
+            "system": ["s", "s", "s"],
+            "element": ["Mo", "Mo", "S"],
+            "coordination": [6, 4, 3],
+            "sigma_xy": [0.05, 0.08, 0.07],
+            "sigma_z": [0.04, 0.09, 0.06],
+            "n_atoms": [10, 2, 20],
+        }
+    )
     sig = lookup_sigmas(table, ["Mo", "Mo", "S", "S"], np.array([6, 5, 3, 1]))
     np.testing.assert_allclose(sig[0], [0.05, 0.05, 0.04])
     np.testing.assert_allclose(sig[1], [0.05, 0.05, 0.04])  # 5: tie between 4 and 6 -> 6
     np.testing.assert_allclose(sig[3], [0.07, 0.07, 0.06])
     with pytest.raises(TemflowError, match="no entry for element 'C'"):
         lookup_sigmas(table, ["C"], np.array([3]))
+
+
+def test_structure_files(tmp_path):
+    path = tmp_path / "sheet.extxyz"
+    mos2_sheet((3, 3)).write(path)
+    atoms = build_system("mine", {"path": str(path)}, np.random.default_rng(0))
+    assert len(atoms) == 27 and np.all(
+        _cn(atoms)[np.array(atoms.get_chemical_symbols()) == "Mo"] == 6
+    )
+    garbage = tmp_path / "broken.xyz"
+    garbage.write_text("this is not\na structure\n")
+    with pytest.raises(TemflowError, match="cannot read structure file .*broken.xyz"):
+        build_system("broken", {"path": str(garbage)}, np.random.default_rng(0))
+    with pytest.raises(TemflowError, match="does not exist"):
+        build_system("gone", {"path": str(tmp_path / "gone.cif")}, np.random.default_rng(0))

@@ -26,8 +26,10 @@ def script_context(snakemake: Any) -> Iterator[logging.Logger]:
         stream = open(log_file, "a", buffering=1)  # noqa: SIM115 - closed below
         handlers = [logging.StreamHandler(stream)]
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        handlers=handlers, force=True,
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
     )
     logger = logging.getLogger(f"temflow.rule.{snakemake.rule}")
     saved_stderr = sys.stderr

@@ -1,9 +1,17 @@
 # Helpers shared by every stage: config validation, paths, resources.
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, "../../config/schema.yaml")
+from temflow.config import describe_config_error
+
+SCHEMA = workflow.source_path("../../config/schema.yaml")
+try:
+    validate(config, "../../config/schema.yaml")  # also fills in schema defaults
+except WorkflowError:
+    # Snakemake's message dumps the whole schema; say which key is wrong, in one line.
+    raise WorkflowError(describe_config_error(config, SCHEMA)) from None
 
 CONDA_ENV = "../../envs/temflow.yaml"
 RESULTS = Path(config["results_dir"])
@@ -32,7 +40,28 @@ def bench_path(rule_name, *wildcards):
 # --- MD stage -------------------------------------------------------------------------
 MD = config["md"]
 MD_RUN_CSV = results("md", "runs", "{system}", "run{run}.csv")
-MD_RUNS = expand(MD_RUN_CSV, system=MD["systems"], run=range(MD["n_runs"]))
+MD_STRUCTURE_FILES = MD["structure_files"]
+for _name, _path in MD_STRUCTURE_FILES.items():
+    if not Path(_path).is_file():
+        raise WorkflowError(
+            f"config error at md.structure_files.{_name}: no file {_path}"
+        )
+MD_SYSTEMS = [*MD["systems"], *MD_STRUCTURE_FILES]
+MD_RUNS = expand(MD_RUN_CSV, system=MD_SYSTEMS, run=range(MD["n_runs"]))
+
+
+def md_system_params(wildcards):
+    """Config of one MD system: a built-in section, or the path of a user's structure."""
+    if wildcards.system in MD_STRUCTURE_FILES:
+        return {"path": MD_STRUCTURE_FILES[wildcards.system]}
+    return MD[wildcards.system]
+
+
+def md_structure_input(wildcards):
+    """A user's structure file is an input, so editing it re-runs its MD."""
+    return MD_STRUCTURE_FILES.get(wildcards.system, [])
+
+
 MD_TARGETS = [results("md", "vibrations.csv"), results("figures", "vibrations.png")]
 
 
@@ -61,3 +90,48 @@ def hrtem_shards(dataset):
 
 HRTEM_ALL_SHARDS = [p for ds in HRTEM["datasets"] for p in hrtem_shards(ds)]
 HRTEM_TARGETS = [*HRTEM_ALL_SHARDS, results("figures", "hrtem_examples.png")]
+
+
+# --- trajectories stage ---------------------------------------------------------------
+TRAJ = config["trajectories"]
+# set name -> (kind, number of trajectories, localisation noise override or None)
+TRAJ_SETS = {
+    "classify_train": ("classify", TRAJ["n_classify_train"], None),
+    "classify_test": ("classify", TRAJ["n_classify_test"], None),
+    "fbm_train": ("fbm", TRAJ["n_alpha_train"], None),
+    "fbm_test": ("fbm", TRAJ["n_alpha_test"], None),
+    "ctrw_train": ("ctrw", TRAJ["n_alpha_train"], None),
+    "ctrw_test": ("ctrw", TRAJ["n_alpha_test"], None),
+}
+if TRAJ["noisy_test_noise_step_std"] > 0:
+    TRAJ_SETS["classify_test_noisy"] = (
+        "classify",
+        TRAJ["n_classify_test"],
+        TRAJ["noisy_test_noise_step_std"],
+    )
+TRAJ_H5 = results("trajectories", "{set}.h5")
+TRAJ_TARGETS = expand(TRAJ_H5, set=list(TRAJ_SETS))
+
+# --- MoNet stage ----------------------------------------------------------------------
+MONET = config["monet"]
+MONET_TRAIN_SET = {
+    "classify": "classify_train",
+    "fbm_alpha": "fbm_train",
+    "ctrw_alpha": "ctrw_train",
+}
+# evaluation name -> (task of the model, held-out set)
+MONET_EVALS = {
+    "classify": ("classify", "classify_test"),
+    "fbm_alpha": ("fbm_alpha", "fbm_test"),
+    "ctrw_alpha": ("ctrw_alpha", "ctrw_test"),
+}
+if "classify_test_noisy" in TRAJ_SETS:
+    MONET_EVALS["classify_noisy"] = ("classify", "classify_test_noisy")
+MONET_MODEL = results("models", "monet_{task}.pt")
+MONET_EVAL_CSV = results("eval", "monet_{name}.csv")
+MONET_TARGETS = [
+    *expand(MONET_MODEL, task=list(MONET_TRAIN_SET)),
+    results("eval", "monet_summary.csv"),
+    results("figures", "monet_confusion.png"),
+    results("figures", "monet_alpha.png"),
+]

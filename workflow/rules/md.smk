@@ -2,10 +2,22 @@
 
 
 rule md_run:
+    input:
+        structure=md_structure_input,
     output:
         csv=MD_RUN_CSV,
+    log:
+        log_path("md_run", "{system}", "{run}"),
+    benchmark:
+        bench_path("md_run", "{system}", "{run}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
     params:
-        system_params=lambda wc: MD[wc.system],
+        system_params=md_system_params,
         temperature_K=MD["temperature_K"],
         timestep_fs=MD["timestep_fs"],
         friction_per_fs=MD["friction_per_fs"],
@@ -16,16 +28,6 @@ rule md_run:
         cutoffs_A=MD["cutoffs_A"],
         kim_model=MD["kim_model"],
         master_seed=MASTER_SEED,
-    log:
-        log_path("md_run", "{system}", "{run}"),
-    benchmark:
-        bench_path("md_run", "{system}", "{run}")
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=60,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/md_run.py"
 
@@ -35,18 +37,18 @@ rule md_vibrations:
         runs=MD_RUNS,
     output:
         csv=results("md", "vibrations.csv"),
-    params:
-        temperature_K=MD["temperature_K"],
     log:
         log_path("md_vibrations"),
     benchmark:
         bench_path("md_vibrations")
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        temperature_K=MD["temperature_K"],
     script:
         "../scripts/md_vibrations.py"
 
@@ -54,20 +56,19 @@ rule md_vibrations:
 rule md_figure:
     input:
         csv=results("md", "vibrations.csv"),
-        runs=MD_RUNS,
     output:
         png=results("figures", "vibrations.png"),
-    params:
-        dpi=PLOTS["dpi"],
     log:
         log_path("md_figure"),
     benchmark:
         bench_path("md_figure")
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        dpi=PLOTS["dpi"],
     script:
         "../scripts/md_figure.py"

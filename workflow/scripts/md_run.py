@@ -30,8 +30,14 @@ with script_context(snakemake) as log:  # noqa: F821
     )
     log.info("MD speed: %.4g atom-steps/s", stats.atom_steps_per_s)
     table = group_by_environment(
-        system, run, atoms.get_chemical_symbols(), coordination,
-        stats.sigma_xy_A, stats.sigma_z_A, stats.n_frames, p.temperature_K,
+        system,
+        run,
+        atoms.get_chemical_symbols(),
+        coordination,
+        stats.sigma_xy_A,
+        stats.sigma_z_A,
+        stats.n_frames,
+        p.temperature_K,
         stats.atom_steps_per_s,
     )
     write_table(table, sm.output.csv)

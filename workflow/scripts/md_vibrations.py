@@ -9,6 +9,7 @@ with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     runs = [pd.read_csv(path) for path in sm.input.runs]
     table = aggregate_runs(runs)
-    log.info("aggregated %d runs into %d (system, element, coordination) rows",
-             len(runs), len(table))
+    log.info(
+        "aggregated %d runs into %d (system, element, coordination) rows", len(runs), len(table)
+    )
     write_table(table, sm.output.csv)

@@ -124,7 +124,7 @@ def run_langevin(
     """Thermalise ``atoms`` (calculator attached) with asap3's C++ Langevin integrator and
     return per-atom displacement statistics sampled every ``sample_interval_steps``."""
     from asap3.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md import velocitydistribution as vd
 
     if temperature_K <= 0:
         raise TemflowError(f"temperature_K must be positive, got {temperature_K}")
@@ -145,23 +145,24 @@ def run_langevin(
         )
 
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-    Stationary(atoms)
+    # ASE >= 3.27 renamed MaxwellBoltzmannDistribution to thermalize_momenta.
+    thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
+    thermalize(atoms, temperature_K=temperature_K, rng=rng)
+    vd.Stationary(atoms)
     dyn = Langevin(
         atoms,
         timestep_fs * units.fs,
         temperature_K=temperature_K,
         friction=friction_per_fs / units.fs,
-        fixcm=True,
         seed=int(rng.integers(1, 2**31 - 1)),
     )
     start = time.perf_counter()
-    _run_chunked(dyn, equilibration_steps, progress, "equilibration")
+    _run_with_progress(dyn, equilibration_steps, progress, "equilibration")
     acc = _DisplacementAccumulator(atoms)
     n_samples = production_steps // sample_interval_steps
-    for _ in _progress(range(n_samples), progress, "production"):
-        dyn.run(sample_interval_steps)
-        acc()
+    # One run() with an observer: separate short run() calls each pay a force evaluation.
+    dyn.attach(acc, interval=sample_interval_steps)
+    _run_with_progress(dyn, n_samples * sample_interval_steps, progress, "production")
     elapsed = time.perf_counter() - start
     total_steps = equilibration_steps + n_samples * sample_interval_steps
     speed = len(atoms) * total_steps / elapsed
@@ -169,17 +170,18 @@ def run_langevin(
     return VibrationStats(sigma_A=acc.sigma(), n_frames=acc.n, atom_steps_per_s=speed)
 
 
-def _progress(iterable, enabled: bool, desc: str):
-    if not enabled:
-        return iterable
+def _run_with_progress(dyn, steps: int, progress: bool, desc: str) -> None:
+    """dyn.run(steps), with a tqdm bar fed by an observer when ``progress`` is set."""
+    if steps <= 0:
+        return
+    if not progress:
+        dyn.run(steps)
+        return
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, mininterval=2.0)
-
-
-def _run_chunked(dyn, steps: int, progress: bool, desc: str, chunk: int = 100) -> None:
-    n_chunks, rest = divmod(steps, chunk)
-    for _ in _progress(range(n_chunks), progress, desc):
-        dyn.run(chunk)
-    if rest:
-        dyn.run(rest)
+    interval = max(1, steps // 100)
+    with tqdm(total=steps, desc=desc, mininterval=2.0) as bar:
+        update = lambda: bar.update(min(interval, steps - bar.n))  # noqa: E731
+        dyn.attach(update, interval=interval)
+        dyn.run(steps)
+        dyn.observers.pop()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
+import ase.io
 import numpy as np
 from ase import Atoms
 from ase.build import graphene, mx2
@@ -11,8 +13,9 @@ from ase.build import graphene, mx2
 from temflow.errors import TemflowError
 from temflow.md.coordination import DEFAULT_CUTOFFS_A, coordination_numbers
 
-#: 2H-MoS2 in-plane lattice constant and S-S (chalcogen) thickness, A.
-MOS2_A_A = 3.19
+#: 2H-MoS2 in-plane lattice constant (minimum of the KIM SW model, so the periodic cell
+#: is unstrained) and S-S (chalcogen) thickness, A.
+MOS2_A_A = 3.196  # SW (Wen 2017) equilibrium; DFT and experiment: 3.16-3.19
 MOS2_THICKNESS_A = 3.13
 #: Graphene lattice constant, A.
 GRAPHENE_A_A = 2.46
@@ -35,12 +38,13 @@ def mos2_sheet(
     sites removed at random (rounded to whole atoms).
     """
     _check_repeat(repeat)
-    for name, value in (("s_vacancy_fraction", s_vacancy_fraction),
-                        ("mo_vacancy_fraction", mo_vacancy_fraction)):
+    for name, value in (
+        ("s_vacancy_fraction", s_vacancy_fraction),
+        ("mo_vacancy_fraction", mo_vacancy_fraction),
+    ):
         if not 0.0 <= value < 0.5:
             raise TemflowError(f"{name} must be in [0, 0.5), got {value}")
-    atoms = mx2("MoS2", kind="2H", a=a_A, thickness=thickness_A, size=(*repeat, 1),
-                vacuum=vacuum_A)
+    atoms = mx2("MoS2", kind="2H", a=a_A, thickness=thickness_A, size=(*repeat, 1), vacuum=vacuum_A)
     atoms.pbc = (True, True, False)
     if s_vacancy_fraction or mo_vacancy_fraction:
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -94,8 +98,27 @@ def graphene_sheet(
     return atoms
 
 
+def read_structure(path: str | Path) -> Atoms:
+    """Read a user's structure file (any format ASE reads: xyz, extxyz, cif, traj, POSCAR)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TemflowError(f"structure file {path} does not exist")
+    try:
+        atoms = ase.io.read(path)
+    except Exception as err:  # ASE raises many types for malformed files
+        raise TemflowError(f"cannot read structure file {path}: {err}") from err
+    if len(atoms) == 0:
+        raise TemflowError(f"structure file {path} contains no atoms")
+    return atoms
+
+
 def build_system(name: str, params: Mapping, rng: np.random.Generator) -> Atoms:
-    """Build an MD system from its config section (see config/README.md)."""
+    """Build an MD system from its config section (see config/README.md).
+
+    ``params`` with a ``path`` key reads a user's structure file instead.
+    """
+    if "path" in params:
+        return read_structure(params["path"])
     if name == "mos2_sheet":
         return mos2_sheet(
             tuple(params["repeat"]),

@@ -14,12 +14,29 @@ from temflow.errors import TemflowError
 log = logging.getLogger(__name__)
 
 RUN_COLUMNS = [
-    "system", "run", "element", "coordination", "sigma_xy", "sigma_z",
-    "n_atoms", "n_frames", "temperature_K", "atom_steps_per_s",
+    "system",
+    "run",
+    "element",
+    "coordination",
+    "sigma_xy",
+    "sigma_z",
+    "n_atoms",
+    "n_frames",
+    "temperature_K",
+    "atom_steps_per_s",
 ]
 TABLE_COLUMNS = [
-    "system", "element", "coordination", "sigma_xy", "sigma_z", "sigma_xy_err", "sigma_z_err",
-    "n_runs", "n_atoms", "n_frames", "temperature_K",
+    "system",
+    "element",
+    "coordination",
+    "sigma_xy",
+    "sigma_z",
+    "sigma_xy_err",
+    "sigma_z_err",
+    "n_runs",
+    "n_atoms",
+    "n_frames",
+    "temperature_K",
 ]
 
 
@@ -35,10 +52,14 @@ def group_by_environment(
     atom_steps_per_s: float,
 ) -> pd.DataFrame:
     """Mean per-atom sigma (A, per Cartesian direction) for each (element, coordination)."""
-    df = pd.DataFrame({
-        "element": np.asarray(symbols), "coordination": np.asarray(coordination, dtype=int),
-        "sigma_xy": sigma_xy_A, "sigma_z": sigma_z_A,
-    })
+    df = pd.DataFrame(
+        {
+            "element": np.asarray(symbols),
+            "coordination": np.asarray(coordination, dtype=int),
+            "sigma_xy": sigma_xy_A,
+            "sigma_z": sigma_z_A,
+        }
+    )
     g = df.groupby(["element", "coordination"], sort=True)
     out = g[["sigma_xy", "sigma_z"]].mean()
     out["n_atoms"] = g.size()
@@ -109,9 +130,7 @@ def lookup_sigmas(
     t = table if systems is None else table[table["system"].isin(systems)]
     w = t.assign(wxy=t.sigma_xy * t.n_atoms, wz=t.sigma_z * t.n_atoms)
     g = w.groupby(["element", "coordination"])[["wxy", "wz", "n_atoms"]].sum()
-    sig = {
-        key: (row.wxy / row.n_atoms, row.wz / row.n_atoms) for key, row in g.iterrows()
-    }
+    sig = {key: (row.wxy / row.n_atoms, row.wz / row.n_atoms) for key, row in g.iterrows()}
     by_element: dict[str, list[int]] = {}
     for element, cn in sig:
         by_element.setdefault(element, [])
@@ -127,8 +146,12 @@ def lookup_sigmas(
             known = np.sort(np.asarray(by_element[element]))[::-1]
             nearest = int(known[np.argmin(np.abs(known - cn))])
             if key not in warned:
-                log.info("no sigma for %s with coordination %d; using coordination %d",
-                         element, cn, nearest)
+                log.info(
+                    "no sigma for %s with coordination %d; using coordination %d",
+                    element,
+                    cn,
+                    nearest,
+                )
                 warned.add(key)
             key = (element, nearest)
         sxy, sz = sig[key]
