@@ -183,6 +183,7 @@ def multislice_focal_series(
     sampling_A: tuple[float, float],
     params: MicroscopeParams,
     threads: int = 1,
+    out_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Exit waves of all configurations and the focal series, as abTEM computes them.
 
@@ -192,7 +193,9 @@ def multislice_focal_series(
     defocus ensemble is abTEM's own. Mathematically exact shortcuts: the first slice acts on
     a unit plane wave, so its transmitted wave is the band-limited transmission function
     and its spectrum feeds the propagator directly; the exit wave stays in Fourier space
-    for the CTF. Returns the configuration-mean intensities (n_defoci, nx, ny) as NumPy.
+    for the CTF. Returns the configuration-mean intensities (n_defoci, *out_shape) as
+    NumPy, Fourier-resampled from the potential grid (nx, ny) to ``out_shape`` (default:
+    the potential grid itself).
     """
     import abtem
     from abtem.antialias import antialias_aperture
@@ -228,12 +231,37 @@ def multislice_focal_series(
         spectrum *= propagators[d]
     probe = abtem.Waves(xp.zeros(gpts, dtype=xp.complex64), energy=energy, sampling=sampling_A)
     kernel = xp.asarray(make_ctf(params)._evaluate_kernel(probe)).astype(xp.complex64)
-    out = xp.zeros((kernel.shape[0], *gpts), dtype=xp.float32)
+    # The objective aperture band-limits the image wave to |k| <= k_max, so its intensity
+    # holds no frequency above 2 k_max: a grid whose Nyquist frequency exceeds that samples
+    # it exactly. Crop the aberrated spectra to such a small grid before the inverse FFTs
+    # and Fourier-resample the intensity to ``out_shape`` (identical to computing it on
+    # the full grid and resampling, up to rounding).
+    k = xp.sqrt(
+        sum(
+            g**2
+            for g in xp.meshgrid(
+                xp.fft.fftfreq(gpts[0], sampling_A[0]),
+                xp.fft.fftfreq(gpts[1], sampling_A[1]),
+                indexing="ij",
+            )
+        )
+    )
+    k_max = float(k[(kernel != 0).any(axis=0)].max())
+    small = tuple(
+        min(n, 2 * (int(np.ceil(2 * k_max * n * s)) + 2))
+        for n, s in zip(gpts, sampling_A, strict=True)
+    )
+    ix = xp.asarray(np.round(np.fft.fftfreq(small[0]) * small[0]).astype(int) % gpts[0])
+    iy = xp.asarray(np.round(np.fft.fftfreq(small[1]) * small[1]).astype(int) % gpts[1])
+    kernel = kernel[:, ix[:, None], iy[None, :]]
+    scale = (small[0] * small[1]) / (gpts[0] * gpts[1])
+    out = xp.zeros((kernel.shape[0], *small), dtype=xp.float32)
     for c in range(n_configs):
-        waves = fft.ifft2(spectrum[c][None] * kernel, overwrite_x=True, **kw)
+        waves = fft.ifft2(spectrum[c][ix[:, None], iy[None, :]][None] * kernel, **kw)
         out += abs2(waves)
-    out /= n_configs
-    return out.get() if hasattr(out, "get") else np.asarray(out)
+    out *= scale**2 / n_configs
+    out = out.get() if hasattr(out, "get") else np.asarray(out)
+    return fourier_resample(out, out_shape if out_shape is not None else gpts)
 
 
 def exit_focal_series(
@@ -246,8 +274,11 @@ def exit_focal_series(
     slice_thickness_A: float,
     device: str = "cpu",
     threads: int = 1,
+    out_shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Noise-free focal series (n_defoci, nx, ny) in abTEM's grid (x first), eager.
+
+    ``out_shape`` (x, y) Fourier-resamples the result (default: the potential grid).
 
     Intensity of a unit plane wave (vacuum = 1), averaged over ``n_configs`` frozen-phonon
     configurations drawn with ``seed``: abTEM builds the potential of every configuration
@@ -259,7 +290,12 @@ def exit_focal_series(
         potential = _potential(fp, potential_sampling_A, slice_thickness_A)
         built = _compact_potential(potential.build(lazy=False))
         return multislice_focal_series(
-            built.array, built.slice_thickness, tuple(built.sampling), params, threads=threads
+            built.array,
+            built.slice_thickness,
+            tuple(built.sampling),
+            params,
+            threads=threads,
+            out_shape=out_shape,
         )
 
 
@@ -286,16 +322,23 @@ def reference_focal_series(
 
 
 def fourier_resample(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Band-limited (periodic) resampling of (..., H, W) images to (..., h, w), h <= H."""
+    """Band-limited (periodic) resampling of (..., H, W) images to (..., h, w).
+
+    Fourier coefficients present on both grids are kept (crop or zero-pad); exact for
+    images whose spectrum vanishes at and above the smaller grid's Nyquist frequency.
+    """
     h_in, w_in = images.shape[-2:]
     h, w = shape
-    if h > h_in or w > w_in:
-        raise TemflowError(f"cannot resample {images.shape[-2:]} up to {shape}")
+    if (h, w) == (h_in, w_in):
+        return np.asarray(images, dtype=float)
     spectrum = np.fft.fft2(images)
-    ky = np.round(np.fft.fftfreq(h) * h).astype(int) % h_in
-    kx = np.round(np.fft.fftfreq(w) * w).astype(int) % w_in
-    cropped = spectrum[..., ky[:, None], kx[None, :]]
-    return np.real(np.fft.ifft2(cropped)) * (h * w) / (h_in * w_in)
+    out = np.zeros((*images.shape[:-2], h, w), dtype=complex)
+    fy = np.round(np.fft.fftfreq(min(h, h_in)) * min(h, h_in)).astype(int)
+    fx = np.round(np.fft.fftfreq(min(w, w_in)) * min(w, w_in)).astype(int)
+    out[..., (fy % h)[:, None], (fx % w)[None, :]] = spectrum[
+        ..., (fy % h_in)[:, None], (fx % w_in)[None, :]
+    ]
+    return np.real(np.fft.ifft2(out)) * (h * w) / (h_in * w_in)
 
 
 def _frequencies(shape: tuple[int, int], sampling_A: float) -> np.ndarray:
@@ -371,7 +414,7 @@ def simulate_image(
         potential_sampling_A,
         slice_thickness_A,
         device=device,
+        out_shape=(shape[1], shape[0]),
     )
     series = np.swapaxes(series, -1, -2)  # (x, y) -> (y, x) = (H, W)
-    series = fourier_resample(series, shape)
     return detector(series, output_sampling_A, params, rng)
