@@ -68,6 +68,12 @@ MD_TARGETS = [results("md", "vibrations.csv"), results("figures", "vibrations.pn
 # --- HRTEM stage ----------------------------------------------------------------------
 HRTEM = config["hrtem"]
 HRTEM_SHARD_H5 = results("hrtem", "{dataset}", "shard_{shard}.h5")
+for _name in HRTEM["figure_datasets"]:
+    if _name not in HRTEM["datasets"]:
+        raise WorkflowError(
+            f"config error at hrtem.figure_datasets: {_name!r} is not one of "
+            f"hrtem.datasets ({', '.join(HRTEM['datasets'])})"
+        )
 
 
 def hrtem_n_shards(dataset):
