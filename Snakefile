@@ -7,6 +7,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # Light jobs (aggregation, figures) run on the submitting host, not as cluster jobs.
 localrules:
     md_vibrations,

@@ -36,7 +36,12 @@ rule md_vibrations:
     input:
         runs=MD_RUNS,
     output:
-        csv=results("md", "vibrations.csv"),
+        csv=report(
+            results("md", "vibrations.csv"),
+            caption="../report/vibrations_table.rst",
+            category="MD",
+            labels={"figure": "vibration table"},
+        ),
     log:
         log_path("md_vibrations"),
     benchmark:
@@ -57,7 +62,12 @@ rule md_figure:
     input:
         csv=results("md", "vibrations.csv"),
     output:
-        png=results("figures", "vibrations.png"),
+        png=report(
+            results("figures", "vibrations.png"),
+            caption="../report/vibrations.rst",
+            category="MD",
+            labels={"figure": "vibration amplitudes"},
+        ),
     log:
         log_path("md_figure"),
     benchmark:

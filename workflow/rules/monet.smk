@@ -70,11 +70,26 @@ rule monet_report:
             }
         ),
     output:
-        summary=results("eval", "monet_summary.csv"),
+        summary=report(
+            results("eval", "monet_summary.csv"),
+            caption="../report/monet_summary.rst",
+            category="MoNet",
+            labels={"figure": "summary"},
+        ),
         confusion=results("eval", "monet_confusion.csv"),
         by_range=results("eval", "monet_alpha_mae_by_range.csv"),
-        confusion_png=results("figures", "monet_confusion.png"),
-        alpha_png=results("figures", "monet_alpha.png"),
+        confusion_png=report(
+            results("figures", "monet_confusion.png"),
+            caption="../report/monet_confusion.rst",
+            category="MoNet",
+            labels={"figure": "confusion matrix"},
+        ),
+        alpha_png=report(
+            results("figures", "monet_alpha.png"),
+            caption="../report/monet_alpha.rst",
+            category="MoNet",
+            labels={"figure": "alpha regression"},
+        ),
     log:
         log_path("monet_report"),
     benchmark:

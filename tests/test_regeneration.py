@@ -1,0 +1,75 @@
+"""After a completed run, changing one value re-runs exactly the jobs that depend on it.
+
+Uses Snakemake's own rerun logic (a dry run on the finished config/test.yaml results),
+not file times faked by the test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, run_snakemake
+
+MD_RULES = {"md_run", "md_vibrations", "md_figure"}
+MONET_RULES = {"trajectories_generate", "monet_train", "monet_evaluate", "monet_report"}
+
+
+def _planned_rules(results: Path, tmp_path: Path, change) -> set[str]:
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    change(config)
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_snakemake("-n", results_dir=results, configfile=str(path))
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return set()
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    rules = set(re.findall(r"^(\w+)\s+\d+\s*$", table, flags=re.M))
+    return rules - {"all", "job"}
+
+
+def test_nothing_to_do_after_a_complete_run(workflow_results, tmp_path):
+    assert _planned_rules(workflow_results, tmp_path, lambda c: None) == set()
+
+
+def test_md_temperature_reruns_md_and_downstream_not_monet(workflow_results, tmp_path):
+    def change(c):
+        c["md"]["temperature_K"] = 600
+
+    rules = _planned_rules(workflow_results, tmp_path, change)
+    assert MD_RULES <= rules
+    assert not rules & MONET_RULES
+
+
+def test_figure_only_parameter_reruns_only_figures(workflow_results, tmp_path):
+    def change(c):
+        c["plots"]["dpi"] = c["plots"]["dpi"] + 10
+
+    rules = _planned_rules(workflow_results, tmp_path, change)
+    assert "md_figure" in rules and "monet_report" in rules
+    figure_rules = {r for r in rules if r.endswith(("_figure", "_report", "_figures"))}
+    assert rules == figure_rules, rules - figure_rules
+
+
+def test_trajectory_parameter_reruns_only_monet(workflow_results, tmp_path):
+    def change(c):
+        c["trajectories"]["diffusion_range_px2_per_frame"] = [0.4, 2.0]
+
+    rules = _planned_rules(workflow_results, tmp_path, change)
+    assert rules == MONET_RULES
+
+
+@pytest.mark.skipif(
+    not (ROOT / "workflow" / "rules" / "hrtem.smk").exists(), reason="no HR-TEM stage"
+)
+def test_microscope_parameter_reruns_simulation_and_downstream_only(workflow_results, tmp_path):
+    def change(c):
+        low, high = c["hrtem"]["microscope"]["dose_e_per_A2"]
+        c["hrtem"]["microscope"]["dose_e_per_A2"] = [low * 1.5, high]
+
+    rules = _planned_rules(workflow_results, tmp_path, change)
+    assert not rules & (MD_RULES | MONET_RULES)
+    assert any(r.startswith("hrtem") for r in rules)
