@@ -38,7 +38,12 @@ rule hrtem_figure:
     input:
         shards=[hrtem_shards(ds)[0] for ds in HRTEM["figure_datasets"]],
     output:
-        png=results("figures", "hrtem_examples.png"),
+        png=report(
+            results("figures", "hrtem_examples.png"),
+            caption="../report/hrtem_examples.rst",
+            category="HR-TEM",
+            labels={"figure": "HR-TEM examples"},
+        ),
     log:
         log_path("hrtem_figure"),
     benchmark:
