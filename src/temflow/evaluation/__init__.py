@@ -1,0 +1,13 @@
+"""Evaluation: column peaks from network maps, matching to the truth, per-image scores."""
+
+from temflow.evaluation.matching import MatchResult, match_columns, score_table_row
+from temflow.evaluation.peaks import find_peaks, find_peaks_per_class, refine_subpixel
+
+__all__ = [
+    "MatchResult",
+    "find_peaks",
+    "find_peaks_per_class",
+    "match_columns",
+    "refine_subpixel",
+    "score_table_row",
+]
