@@ -59,7 +59,8 @@ def test_peaks_per_class_in_angstrom() -> None:
     )
     xy, cls = find_peaks_per_class(maps, sampling, 0.5, 1.0, CLASSES)
     order = np.lexsort((xy[:, 0], cls))
-    np.testing.assert_allclose(xy[order], [[1.0, 2.0], [3.0, 3.0], [4.0, 1.0]], atol=1e-6)
+    # (row, col) = (10, 20) -> (x_A, y_A) = (2.0, 1.0)
+    np.testing.assert_allclose(xy[order], [[2.0, 1.0], [1.0, 4.0], [3.0, 3.0]], atol=1e-6)
     assert cls[order].tolist() == [0, 1, 1]
 
 

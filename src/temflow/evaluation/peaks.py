@@ -1,9 +1,10 @@
 """Atomic-column peaks in per-class network maps, refined to sub-pixel precision.
 
-Coordinates: a peak at array index ``(i, k)`` of a map ``m[i, k]`` is reported as
-``(i, k)`` in pixels and as ``(i * sampling_A, k * sampling_A)`` in Angstrom, i.e. pixel
-centres lie on integer multiples of the sampling (abTEM's convention: array axis 0 is x,
-axis 1 is y).
+Coordinates: :func:`find_peaks` reports array indices ``(row, col)`` of a map ``m[row,
+col]`` in (sub-)pixels. :func:`find_peaks_per_class` reports Angstrom positions in the
+temflow HR-TEM image frame (temflow.hrtem.columns): pixel ``[i, j]`` samples
+``x = j * sampling_A, y = i * sampling_A``, so a peak at ``(row, col)`` is at
+``(x_A, y_A) = (col * sampling_A, row * sampling_A)``.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def find_peaks_per_class(
         classes: class names (only used for the error message).
 
     Returns:
-        ``(positions_A, class_index)``: (n, 2) float positions and (n,) int class ids.
+        ``(xy_A, class_index)``: (n, 2) float positions ``(x_A, y_A)`` and (n,) int
+        class ids.
     """
     maps = np.asarray(maps)
     if maps.ndim != 3:
@@ -112,6 +114,6 @@ def find_peaks_per_class(
     positions, labels = [], []
     for c in range(maps.shape[0]):
         pk = find_peaks(maps[c], threshold, min_separation_A / sampling_A)
-        positions.append(pk * sampling_A)
+        positions.append(pk[:, ::-1] * sampling_A)
         labels.append(np.full(len(pk), c, dtype=np.int64))
     return np.concatenate(positions), np.concatenate(labels)
