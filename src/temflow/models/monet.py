@@ -1,0 +1,128 @@
+"""MoNet (Jamali et al., PNAS 118:e2017616118, 2021): a multi-branch 1-D CNN for tracks.
+
+Input: positions (B, L, 2). Each axis is normalised on its own (subtract the mean, take
+increments, divide by their std) and passed through the same network (shared weights):
+six parallel convolutional branches (Conv1d -> ReLU -> BatchNorm, 32 filters, 'same'
+zero padding, global max pooling over time), concatenated, Dense 512 -> Dense 128 ->
+head. The per-axis outputs are averaged, as in the reference: x and y of isotropic 2-D
+motion are statistically identical, so sharing the weights doubles the evidence per
+trajectory and keeps the reference's parameter count (about 248k).
+
+Heads: ``classify`` returns log-probabilities (B, n_classes) = log of the mean of the
+per-axis softmax outputs (train with ``nll_loss``); ``regress`` returns alpha (B,) =
+``alpha_max`` x the mean of the per-axis sigmoid outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from temflow.errors import TemflowError
+
+# (kernel size, dilations) per branch, as in the reference code.
+BRANCHES: tuple[tuple[int, tuple[int, ...]], ...] = (
+    (4, (1, 2, 4)),
+    (2, (1, 2, 4)),
+    (3, (1, 2, 4)),
+    (10, (1, 4, 8)),
+    (20, (1, 2, 8)),
+    (20, (1,)),
+)
+TASKS = ("classify", "regress")
+
+
+def receptive_field(kernel: int, dilations: tuple[int, ...]) -> int:
+    """Number of input increments that one output of a branch depends on."""
+    return 1 + sum((kernel - 1) * d for d in dilations)
+
+
+def normalise_increments(positions: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(B, L, 2) positions -> (B, 2, L-1) increments with zero mean removed, unit std."""
+    x = positions - positions.mean(dim=1, keepdim=True)
+    inc = torch.diff(x, dim=1)
+    std = inc.std(dim=1, keepdim=True)
+    return (inc / (std + eps)).transpose(1, 2)
+
+
+class _Branch(nn.Sequential):
+    def __init__(self, kernel: int, dilations: tuple[int, ...], filters: int) -> None:
+        layers: list[nn.Module] = []
+        channels = 1
+        for d in dilations:
+            total = (kernel - 1) * d  # 'same' zero padding, written out for even kernels
+            layers += [
+                nn.ConstantPad1d((total // 2, total - total // 2), 0.0),
+                nn.Conv1d(channels, filters, kernel, dilation=d),
+                nn.ReLU(),
+                nn.BatchNorm1d(filters),
+            ]
+            channels = filters
+        super().__init__(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).amax(dim=-1)
+
+
+class MoNet(nn.Module):
+    """MoNet classifier (3 classes) or alpha regressor; see the module docstring."""
+
+    def __init__(
+        self,
+        task: str = "classify",
+        n_classes: int = 3,
+        filters: int = 32,
+        dense: tuple[int, int] | list[int] = (512, 128),
+        alpha_max: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise TemflowError(f"monet task: expected one of {TASKS}, got {task!r}")
+        if alpha_max <= 0:
+            raise TemflowError(f"monet alpha_max: expected > 0, got {alpha_max}")
+        self.hparams = {
+            "task": task,
+            "n_classes": int(n_classes),
+            "filters": int(filters),
+            "dense": [int(v) for v in dense],
+            "alpha_max": float(alpha_max),
+        }
+        self.task = task
+        self.alpha_max = float(alpha_max)
+        self.branches = nn.ModuleList(_Branch(k, d, filters) for k, d in BRANCHES)
+        width = filters * len(BRANCHES)
+        self.dense = nn.Sequential(
+            nn.Linear(width, dense[0]), nn.ReLU(), nn.Linear(dense[0], dense[1]), nn.ReLU()
+        )
+        self.head = nn.Linear(dense[1], n_classes if task == "classify" else 1)
+
+    @staticmethod
+    def min_length() -> int:
+        """Shortest accepted track (frames): 2 x the largest kernel (20), i.e. 40 increments.
+
+        With 'same' padding the network runs on any length, but the dilated branches
+        (up to 210 increments wide) then mostly see padding; 300 frames is the design length.
+        """
+        return 2 * max(k for k, _ in BRANCHES) + 1
+
+    @staticmethod
+    def receptive_fields() -> list[int]:
+        """Receptive field (increments) of each branch."""
+        return [receptive_field(k, d) for k, d in BRANCHES]
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        if positions.ndim != 3 or positions.shape[-1] != 2:
+            raise TemflowError(f"MoNet input: expected (B, L, 2), got {tuple(positions.shape)}")
+        if positions.shape[1] < self.min_length():
+            raise TemflowError(
+                f"trajectory length: MoNet needs >= {self.min_length()} frames "
+                f"(2 x its largest kernel), got {positions.shape[1]}"
+            )
+        b = positions.shape[0]
+        inc = normalise_increments(positions.float()).reshape(2 * b, 1, -1)
+        feats = torch.cat([branch(inc) for branch in self.branches], dim=1)
+        out = self.head(self.dense(feats)).float()
+        if self.task == "classify":
+            probs = out.softmax(dim=-1).reshape(b, 2, -1).mean(dim=1)
+            return probs.clamp_min(1e-12).log()
+        return self.alpha_max * torch.sigmoid(out).reshape(b, 2).mean(dim=1)
