@@ -78,6 +78,7 @@ class _MSDNetBase(nn.Module):
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(torch.zeros(width)))
         self.final = nn.Conv2d(in_channels + depth * width, out_channels, kernel_size=1)
+        self.hparams = self.architecture()
 
     @property
     def receptive_field(self) -> int:

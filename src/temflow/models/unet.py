@@ -63,6 +63,7 @@ class UNet(nn.Module):
             self.up.append(nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2))
             self.dec.append(_block(2 * widths[k], widths[k]))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
+        self.hparams = self.architecture()
 
     def architecture(self) -> dict[str, int]:
         """Constructor arguments (stored in the model card)."""
