@@ -35,3 +35,17 @@ MD = config["md"]
 MD_RUN_CSV = results("md", "runs", "{system}", "run{run}.csv")
 MD_RUNS = expand(MD_RUN_CSV, system=MD["systems"], run=range(MD["n_runs"]))
 MD_TARGETS = [results("md", "vibrations.csv"), results("figures", "vibrations.png")]
+
+# --- segmentation stage ---------------------------------------------------------------
+SEG = config["segmentation"]
+SEG_MODEL = results("models", "{net}_{substrate}.pt")
+SEG_CARD = results("models", "{net}_{substrate}.json")
+SEG_EVAL = results("eval", "{net}_{substrate}.csv")
+SEG_MODELS = expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["substrates"])
+SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
+SEG_TARGETS = [
+    *SEG_EVALS,
+    results("eval", "f1_summary.csv"),
+    results("figures", "f1_histograms.png"),
+    results("figures", "detections.png"),
+]

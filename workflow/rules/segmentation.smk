@@ -1,0 +1,97 @@
+# Segmentation stage: train MSD-net and U-net per substrate on the HR-TEM shards,
+# evaluate per validation image (peaks -> matching -> F1), figures and summary table.
+
+
+rule segmentation_train:
+    input:
+        train=lambda wc: seg_shards(wc.substrate, "train"),
+        val=lambda wc: seg_shards(wc.substrate, "val"),
+    output:
+        model=SEG_MODEL,
+        card=SEG_CARD,
+        metrics=results("models", "{net}_{substrate}_metrics.csv"),
+    params:
+        arch=lambda wc: SEG[wc.net],
+        training=SEG["training"],
+        target_width_A=SEG["target_width_A"],
+        device=DEVICE,
+        master_seed=MASTER_SEED,
+        work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),
+    log:
+        log_path("segmentation_train", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_train", "{net}", "{substrate}")
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=SEG["runtime_min"],
+        gpu=1,
+    wildcard_constraints:
+        net="msdnet|unet",
+        substrate="bare|graphene",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/segmentation_train.py"
+
+
+rule segmentation_evaluate:
+    input:
+        model=SEG_MODEL,
+        val=lambda wc: seg_shards(wc.substrate, "val"),
+    output:
+        csv=SEG_EVAL,
+    params:
+        peak_threshold=SEG["peak_threshold"],
+        min_separation_A=SEG["min_separation_A"],
+        match_radius_A=SEG["match_radius_A"],
+        border_A=SEG["border_A"],
+        device=DEVICE,
+    log:
+        log_path("segmentation_evaluate", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_evaluate", "{net}", "{substrate}")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    wildcard_constraints:
+        net="msdnet|unet",
+        substrate="bare|graphene",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/segmentation_evaluate.py"
+
+
+rule segmentation_figures:
+    input:
+        evals=SEG_EVALS,
+        models=SEG_MODELS,
+        val=seg_shards(SEG["figure"]["substrate"], "val"),
+    output:
+        histograms=results("figures", "f1_histograms.png"),
+        detections=results("figures", "detections.png"),
+        summary=results("eval", "f1_summary.csv"),
+    params:
+        networks=SEG["networks"],
+        substrates=SEG["substrates"],
+        figure_substrate=SEG["figure"]["substrate"],
+        figure_image=SEG["figure"]["image"],
+        peak_threshold=SEG["peak_threshold"],
+        min_separation_A=SEG["min_separation_A"],
+        match_radius_A=SEG["match_radius_A"],
+        border_A=SEG["border_A"],
+        dpi=PLOTS["dpi"],
+    log:
+        log_path("segmentation_figures"),
+    benchmark:
+        bench_path("segmentation_figures")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/segmentation_figures.py"
