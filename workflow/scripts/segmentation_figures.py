@@ -20,10 +20,26 @@ with script_context(snakemake) as log:  # noqa: F821
     for net in p.networks:
         path = next(m for m in sm.input.models if Path(m).stem == f"{net}_{p.figure_substrate}")
         model, _ = load_segmentation_model(path, net, one)
-        d = detect_columns(model, one, p.peak_threshold, p.min_separation_A,
-                           p.match_radius_A, p.border_A, device="cpu")[0]
+        d = detect_columns(
+            model,
+            one,
+            p.peak_threshold,
+            p.min_separation_A,
+            p.match_radius_A,
+            p.border_A,
+            device="cpu",
+        )[0]
         dets[net] = (d.xy_A, d.class_index, d.match.false_positives(), d.match.misses())
-    plot_detections(one.images[0], one.sampling_A, d.true_xy_A, d.true_class, dets,
-                    one.classes, sm.output.detections, defoci_A=one.defoci_A,
-                    title=f"{p.figure_substrate} validation image {p.figure_image}", dpi=p.dpi)
+    plot_detections(
+        one.images[0],
+        one.sampling_A,
+        d.true_xy_A,
+        d.true_class,
+        dets,
+        one.classes,
+        sm.output.detections,
+        defoci_A=one.defoci_A,
+        title=f"{p.figure_substrate} validation image {p.figure_image}",
+        dpi=p.dpi,
+    )
     log.info("figures written; summary:\n%s", pd.read_csv(sm.output.summary).to_string())

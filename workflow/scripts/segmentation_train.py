@@ -14,8 +14,16 @@ with script_context(snakemake) as log:  # noqa: F821
     train_data = load_column_images(sm.input.train)
     val_data = load_column_images(sm.input.val)
     card = train_segmentation(
-        net, p.arch, train_data, val_data, config, p.target_width_A, p.work_dir,
-        sm.output.metrics, sm.output.model,
-        {"train": sm.input.train, "val": sm.input.val}, substrate=substrate,
+        net,
+        p.arch,
+        train_data,
+        val_data,
+        config,
+        p.target_width_A,
+        p.work_dir,
+        sm.output.metrics,
+        sm.output.model,
+        {"train": sm.input.train, "val": sm.input.val},
+        substrate=substrate,
     )
     log.info("wrote %s (%s)", sm.output.model, card["metrics"])

@@ -67,8 +67,13 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = self.data.images.shape[-2:]
-        target = gaussian_targets(self.data.columns[i], shape, self.data.sampling_A,
-                                  self.target_width_A, len(self.data.classes))
+        target = gaussian_targets(
+            self.data.columns[i],
+            shape,
+            self.data.sampling_A,
+            self.target_width_A,
+            len(self.data.classes),
+        )
         return self._inputs[i], torch.from_numpy(target)
 
 

@@ -49,8 +49,9 @@ NORMALISATION = "per image and channel: zero mean, unit standard deviation"
 def build_network(net: str, arch: Mapping[str, Any], in_channels: int, n_classes: int) -> nn.Module:
     """MSD-net or U-net from its config section (``depth``, ``width`` / ``base_width``)."""
     if net not in NETWORKS:
-        raise TemflowError(f"segmentation: unknown network {net!r}; expected one of "
-                           f"{sorted(NETWORKS)}")
+        raise TemflowError(
+            f"segmentation: unknown network {net!r}; expected one of {sorted(NETWORKS)}"
+        )
     return NETWORKS[net](in_channels=in_channels, out_channels=n_classes, **dict(arch))
 
 
@@ -81,18 +82,28 @@ def train_segmentation(
     if len(val_data) == 0:
         raise TemflowError("segmentation: the validation set is empty")
     if tuple(train_data.classes) != tuple(val_data.classes):
-        raise TemflowError(f"segmentation: training classes {train_data.classes} differ from "
-                           f"validation classes {val_data.classes}")
+        raise TemflowError(
+            f"segmentation: training classes {train_data.classes} differ from "
+            f"validation classes {val_data.classes}"
+        )
     if abs(train_data.sampling_A - val_data.sampling_A) > 1e-9:
         raise TemflowError("segmentation: training and validation sampling_A differ")
     in_channels = int(train_data.images.shape[1])
     seed_everything(config.seed)
     model = build_network(net, arch, in_channels, len(train_data.classes))
-    hashes = {role: {str(p): sha256_file(p) for p in sorted(map(str, files))}
-              for role, files in data_files.items()}
-    log.info("%s %s: %d training, %d validation images of %s px, %d parameters", net,
-             substrate, len(train_data), len(val_data), train_data.images.shape[1:],
-             sum(p.numel() for p in model.parameters()))
+    hashes = {
+        role: {str(p): sha256_file(p) for p in sorted(map(str, files))}
+        for role, files in data_files.items()
+    }
+    log.info(
+        "%s %s: %d training, %d validation images of %s px, %d parameters",
+        net,
+        substrate,
+        len(train_data),
+        len(val_data),
+        train_data.images.shape[1:],
+        sum(p.numel() for p in model.parameters()),
+    )
     result = train(
         model,
         SegmentationDataset(train_data, target_width_A),
@@ -104,9 +115,14 @@ def train_segmentation(
         augment=dihedral_augment,
         fingerprint={"data": hashes, "target_width_A": target_width_A},
     )
-    log.info("trained on %s: best val loss %.5g at epoch %d of %d%s", result.device,
-             result.best_val_loss, result.best_epoch, result.epochs_run,
-             " (early stop)" if result.stopped_early else "")
+    log.info(
+        "trained on %s: best val loss %.5g at epoch %d of %d%s",
+        result.device,
+        result.best_val_loss,
+        result.best_epoch,
+        result.epochs_run,
+        " (early stop)" if result.stopped_early else "",
+    )
     card = {
         "network": net,
         "substrate": substrate,
@@ -130,8 +146,9 @@ def train_segmentation(
     return save_model(model_path, model, card)
 
 
-def load_segmentation_model(model_path: str | Path, net: str,
-                            data: ColumnImages) -> tuple[nn.Module, dict]:
+def load_segmentation_model(
+    model_path: str | Path, net: str, data: ColumnImages
+) -> tuple[nn.Module, dict]:
     """Load a trained network and check that it fits ``data``.
 
     Raises TemflowError (naming the file) when the architecture is not ``net``'s, or the
@@ -140,18 +157,24 @@ def load_segmentation_model(model_path: str | Path, net: str,
     if net not in NETWORKS:
         raise TemflowError(f"segmentation: unknown network {net!r}")
     cls = NETWORKS[net]
-    model, card = load_model(model_path, expected={"architecture": {"class": cls.__name__}},
-                             factory=cls)
+    model, card = load_model(
+        model_path, expected={"architecture": {"class": cls.__name__}}, factory=cls
+    )
     if list(card.get("classes", [])) != list(data.classes):
-        raise TemflowError(f"{model_path}: model classes {card.get('classes')} do not match "
-                           f"the data's classes {list(data.classes)}")
+        raise TemflowError(
+            f"{model_path}: model classes {card.get('classes')} do not match "
+            f"the data's classes {list(data.classes)}"
+        )
     if int(card.get("in_channels", -1)) != int(data.images.shape[1]):
-        raise TemflowError(f"{model_path}: model expects {card.get('in_channels')} input "
-                           f"channels, the data has {data.images.shape[1]}")
+        raise TemflowError(
+            f"{model_path}: model expects {card.get('in_channels')} input "
+            f"channels, the data has {data.images.shape[1]}"
+        )
     sampling = float(card.get("sampling_A", float("nan")))
     if not np.isclose(sampling, data.sampling_A, rtol=1e-6):
-        raise TemflowError(f"{model_path}: model trained at sampling_A {sampling}, the data "
-                           f"has {data.sampling_A}")
+        raise TemflowError(
+            f"{model_path}: model trained at sampling_A {sampling}, the data has {data.sampling_A}"
+        )
     return model, card
 
 
@@ -166,12 +189,14 @@ class Detection:
     match: MatchResult
 
 
-def _inside(xy: np.ndarray, shape: tuple[int, int], sampling_A: float,
-            border_A: float) -> np.ndarray:
+def _inside(
+    xy: np.ndarray, shape: tuple[int, int], sampling_A: float, border_A: float
+) -> np.ndarray:
     h, w = shape
     x_max, y_max = (w - 1) * sampling_A - border_A, (h - 1) * sampling_A - border_A
-    return ((xy[:, 0] >= border_A) & (xy[:, 0] <= x_max) & (xy[:, 1] >= border_A)
-            & (xy[:, 1] <= y_max))
+    return (
+        (xy[:, 0] >= border_A) & (xy[:, 0] <= x_max) & (xy[:, 1] >= border_A) & (xy[:, 1] <= y_max)
+    )
 
 
 def detect_columns(
@@ -197,12 +222,14 @@ def detect_columns(
         maps = predict(model, inputs[start : start + batch_size], batch_size, device).numpy()
         for k, m in enumerate(maps):
             cols = data.columns[start + k]
-            xy, cls = find_peaks_per_class(m, data.sampling_A, threshold, min_separation_A,
-                                           data.classes)
+            xy, cls = find_peaks_per_class(
+                m, data.sampling_A, threshold, min_separation_A, data.classes
+            )
             keep = _inside(xy, shape, data.sampling_A, border_A)
             xy, cls = xy[keep], cls[keep]
-            txy = np.stack([np.asarray(cols["x_A"], float), np.asarray(cols["y_A"], float)],
-                           axis=1).reshape(-1, 2)
+            txy = np.stack(
+                [np.asarray(cols["x_A"], float), np.asarray(cols["y_A"], float)], axis=1
+            ).reshape(-1, 2)
             tcls = np.asarray(cols["class"], dtype=np.int64)
             tkeep = _inside(txy, shape, data.sampling_A, border_A)
             txy, tcls = txy[tkeep], tcls[tkeep]
@@ -216,6 +243,7 @@ def evaluation_table(detections: Sequence[Detection], data: ColumnImages) -> pd.
     rows = []
     for i, det in enumerate(detections):
         src = data.sources[i] if i < len(data.sources) else ("", i)
-        rows.append({"image": i, "file": Path(src[0]).name, "index": src[1],
-                     **score_table_row(det.match)})
+        rows.append(
+            {"image": i, "file": Path(src[0]).name, "index": src[1], **score_table_row(det.match)}
+        )
     return pd.DataFrame(rows)
