@@ -101,6 +101,36 @@ def dihedral_augment(
     return torch.stack(xs).contiguous(), torch.stack(ys).contiguous()
 
 
+def random_crop(
+    inputs: torch.Tensor, targets: torch.Tensor, crop_px: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random ``crop_px`` x ``crop_px`` window of inputs and targets, per sample.
+
+    Images no larger than ``crop_px`` along an axis are kept whole along it.
+    """
+    h, w = inputs.shape[-2:]
+    ch, cw = min(crop_px, h), min(crop_px, w)
+    n = inputs.shape[0]
+    top = torch.randint(0, h - ch + 1, (n,), generator=generator).tolist()
+    left = torch.randint(0, w - cw + 1, (n,), generator=generator).tolist()
+    xs = [x[:, t : t + ch, lf : lf + cw] for x, t, lf in zip(inputs, top, left, strict=True)]
+    ys = [y[:, t : t + ch, lf : lf + cw] for y, t, lf in zip(targets, top, left, strict=True)]
+    return torch.stack(xs), torch.stack(ys)
+
+
+def make_augment(crop_px: int | None = None):
+    """Training augmentation: optional random crop, then :func:`dihedral_augment`."""
+
+    def augment(
+        inputs: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if crop_px:
+            inputs, targets = random_crop(inputs, targets, crop_px, generator)
+        return dihedral_augment(inputs, targets, generator)
+
+    return augment
+
+
 def check_classes(expected: Sequence[str], actual: Sequence[str], what: str) -> None:
     """Raise TemflowError unless the class lists are identical."""
     if list(expected) != list(actual):

@@ -26,7 +26,7 @@ from temflow.models import MSDNet, UNet
 from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
-    dihedral_augment,
+    make_augment,
 )
 from temflow.training import (
     TrainConfig,
@@ -72,10 +72,12 @@ def train_segmentation(
     model_path: str | Path,
     data_files: Mapping[str, Sequence[str | Path]],
     substrate: str = "",
+    crop_px: int | None = None,
 ) -> dict:
     """Train one network with the shared loop and save it with its model card.
 
-    Returns the model card.
+    Training batches are random ``crop_px`` windows (None: whole images) under random
+    flips / 90-degree rotations; validation uses whole images. Returns the model card.
     """
     if len(train_data) == 0:
         raise TemflowError("segmentation: the training set is empty")
@@ -112,8 +114,8 @@ def train_segmentation(
         config,
         work_dir,
         metrics_csv,
-        augment=dihedral_augment,
-        fingerprint={"data": hashes, "target_width_A": target_width_A},
+        augment=make_augment(crop_px),
+        fingerprint={"data": hashes, "target_width_A": target_width_A, "crop_px": crop_px},
     )
     log.info(
         "trained on %s: best val loss %.5g at epoch %d of %d%s",
@@ -130,6 +132,7 @@ def train_segmentation(
         "in_channels": in_channels,
         "sampling_A": float(train_data.sampling_A),
         "target_width_A": float(target_width_A),
+        "train_crop_px": crop_px,
         "normalisation": NORMALISATION,
         "output": "linear per-class maps fitted to unit-height Gaussians (MSE)",
         "training": config.to_dict(),
