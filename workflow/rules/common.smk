@@ -43,6 +43,13 @@ SEG_CARD = results("models", "{net}_{substrate}.json")
 SEG_EVAL = results("eval", "{net}_{substrate}.csv")
 SEG_MODELS = expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["substrates"])
 SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
+
+
+def seg_shards(substrate, split):
+    """HR-TEM shards of one substrate's training or validation set."""
+    return hrtem_shards(SEG["datasets"][substrate][split])
+
+
 SEG_TARGETS = [
     *SEG_EVALS,
     results("eval", "f1_summary.csv"),

@@ -14,6 +14,8 @@ rule segmentation_train:
         arch=lambda wc: SEG[wc.net],
         training=SEG["training"],
         target_width_A=SEG["target_width_A"],
+        crop_px=SEG["crop_px"],
+        training_val_images=SEG["training_val_images"],
         device=DEVICE,
         master_seed=MASTER_SEED,
         work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),

@@ -131,6 +131,34 @@ def make_augment(crop_px: int | None = None):
     return augment
 
 
+def load_column_images(paths: Sequence[str | Path]) -> ColumnImages:
+    """Read HR-TEM shards (temflow.hrtem.shards) into memory.
+
+    Raises TemflowError for no files, an empty set, or images of differing shapes.
+    """
+    from temflow.hrtem.shards import open_dataset
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise TemflowError("segmentation: no HR-TEM shard files given")
+    ds = open_dataset(paths)
+    if len(ds) == 0:
+        raise TemflowError(f"segmentation: the shards {describe_sources(paths)} hold no images")
+    images, columns, sources = [], [], []
+    defoci = None
+    for img, cols, meta in ds:
+        if images and img.shape != images[0].shape:
+            raise TemflowError(f"{meta['shard']}: image {meta['index']} has shape "
+                               f"{img.shape}, expected {images[0].shape}")
+        images.append(np.asarray(img, dtype=np.float32))
+        columns.append(cols)
+        sources.append((str(meta["shard"]), int(meta["index"])))
+        if defoci is None and "defoci_A" in meta:
+            defoci = [float(d) for d in np.ravel(meta["defoci_A"])]
+    return ColumnImages(np.stack(images), columns, ds.sampling_A, tuple(ds.classes), sources,
+                        defoci)
+
+
 def check_classes(expected: Sequence[str], actual: Sequence[str], what: str) -> None:
     """Raise TemflowError unless the class lists are identical."""
     if list(expected) != list(actual):
