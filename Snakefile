@@ -1,7 +1,6 @@
 # temflow: physics -> training data -> networks for TEM. Stages live in workflow/rules/.
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 
@@ -10,9 +9,13 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
+include: "workflow/rules/hrtem.smk"
+include: "workflow/rules/segmentation.smk"
 
 
 rule all:
     default_target: True
     input:
         MD_TARGETS,
+        HRTEM_TARGETS,
+        SEG_TARGETS,

@@ -3,7 +3,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, "../../config/schema.yaml")
 
 CONDA_ENV = "../../envs/temflow.yaml"
@@ -35,6 +34,34 @@ MD = config["md"]
 MD_RUN_CSV = results("md", "runs", "{system}", "run{run}.csv")
 MD_RUNS = expand(MD_RUN_CSV, system=MD["systems"], run=range(MD["n_runs"]))
 MD_TARGETS = [results("md", "vibrations.csv"), results("figures", "vibrations.png")]
+
+
+# --- HRTEM stage ----------------------------------------------------------------------
+HRTEM = config["hrtem"]
+HRTEM_SHARD_H5 = results("hrtem", "{dataset}", "shard_{shard}.h5")
+
+
+def hrtem_n_shards(dataset):
+    n = HRTEM["datasets"][dataset]["n_images"]
+    return -(-n // HRTEM["images_per_shard"])
+
+
+def hrtem_shard_size(dataset, shard):
+    n = HRTEM["datasets"][dataset]["n_images"]
+    return min(HRTEM["images_per_shard"], n - shard * HRTEM["images_per_shard"])
+
+
+def hrtem_shards(dataset):
+    """Every shard path of one dataset (what the segmentation stage consumes)."""
+    return [
+        HRTEM_SHARD_H5.format(dataset=dataset, shard=f"{k:04d}")
+        for k in range(hrtem_n_shards(dataset))
+    ]
+
+
+HRTEM_ALL_SHARDS = [p for ds in HRTEM["datasets"] for p in hrtem_shards(ds)]
+HRTEM_TARGETS = [*HRTEM_ALL_SHARDS, results("figures", "hrtem_examples.png")]
+
 
 # --- segmentation stage ---------------------------------------------------------------
 SEG = config["segmentation"]

@@ -42,13 +42,13 @@ def find_columns(
     mask = ~np.isin(symbols, list(ignore))
     xy = atoms.positions[mask, :2]
     sym = symbols[mask]
-    empty = pd.DataFrame({"x_A": np.zeros(0), "y_A": np.zeros(0),
-                          "class": np.zeros(0, dtype=np.int64)})
+    empty = pd.DataFrame(
+        {"x_A": np.zeros(0), "y_A": np.zeros(0), "class": np.zeros(0, dtype=np.int64)}
+    )
     if len(xy) == 0:
         return empty
     pairs = cKDTree(xy).query_pairs(tolerance_A, output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
-                       shape=(len(xy), len(xy)))
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(xy), len(xy)))
     n, label = connected_components(graph, directed=False)
     n_mo = np.bincount(label, weights=sym == "Mo", minlength=n)
     n_s = np.bincount(label, weights=sym == "S", minlength=n)
@@ -61,7 +61,8 @@ def find_columns(
         bad = int(np.flatnonzero(cls < 0)[0])
         raise TemflowError(
             f"column with {int(n_mo[bad])} Mo and {int(n_s[bad])} S atoms (of {n_all[bad]}) "
-            f"is not one of {CLASSES}; check the sample or tolerance_A={tolerance_A}")
+            f"is not one of {CLASSES}; check the sample or tolerance_A={tolerance_A}"
+        )
     x = np.bincount(label, weights=xy[:, 0], minlength=n) / n_all
     y = np.bincount(label, weights=xy[:, 1], minlength=n) / n_all
     inside = (x >= 0) & (x < field_A[0]) & (y >= 0) & (y < field_A[1])
@@ -103,6 +104,6 @@ def gaussian_targets(
         if len(jj) == 0 or len(ii) == 0:
             continue
         g = np.exp(-((ii[:, None] - yi) ** 2 + (jj[None, :] - xi) ** 2) / (2 * s * s))
-        block = out[ci, ii[0]:ii[-1] + 1, jj[0]:jj[-1] + 1]
+        block = out[ci, ii[0] : ii[-1] + 1, jj[0] : jj[-1] + 1]
         np.maximum(block, g.astype(np.float32), out=block)
     return out

@@ -52,18 +52,34 @@ def make_image(
     phonon_seed = int(rng.integers(2**31 - 1))
     sim = hrtem["simulation"]
     images = simulate_image(
-        atoms, sigmas, params, n_configs=sim["n_configs"], seed=phonon_seed,
+        atoms,
+        sigmas,
+        params,
+        n_configs=sim["n_configs"],
+        seed=phonon_seed,
         potential_sampling_A=sim["potential_sampling_A"],
         slice_thickness_A=sim["slice_thickness_A"],
-        output_sampling_A=sim["output_sampling_A"], rng=rng if noise else None, device=device,
+        output_sampling_A=sim["output_sampling_A"],
+        rng=rng if noise else None,
+        device=device,
     )
     columns = find_columns(atoms, sample.field_A)
-    attrs: dict[str, Any] = {**params.as_dict(), "seed": int(seed), "phonon_seed": phonon_seed,
-                             "n_configs": int(sim["n_configs"]), **sample.info}
+    attrs: dict[str, Any] = {
+        **params.as_dict(),
+        "seed": int(seed),
+        "phonon_seed": phonon_seed,
+        "n_configs": int(sim["n_configs"]),
+        **sample.info,
+    }
     return ImageRecord(
-        images=images, columns=columns, positions_A=atoms.positions.copy(),
-        numbers=atoms.numbers.copy(), cell_A=np.asarray(atoms.cell), sigmas_A=sigmas,
-        coordination=sample.coordination, attrs=attrs,
+        images=images,
+        columns=columns,
+        positions_A=atoms.positions.copy(),
+        numbers=atoms.numbers.copy(),
+        cell_A=np.asarray(atoms.cell),
+        sigmas_A=sigmas,
+        coordination=sample.coordination,
+        attrs=attrs,
     )
 
 
@@ -98,11 +114,18 @@ def generate_shard(
         "field_of_view_A": list(hrtem["sample"]["field_of_view_A"]),
         "classes": list(CLASSES),
         "defocus_offsets_A": list(hrtem["microscope"]["defocus_offsets_A"]),
-        "dataset": dataset, "substrate": substrate, "shard": int(shard),
-        "shard_seed": int(shard_seed), "device": device,
+        "dataset": dataset,
+        "substrate": substrate,
+        "shard": int(shard),
+        "shard_seed": int(shard_seed),
+        "device": device,
         "software_versions": software_versions(),
-        "config": {"sample": dict(hrtem["sample"]), "microscope": dict(hrtem["microscope"]),
-                   "simulation": dict(sim), "cutoffs_A": dict(cutoffs_A)},
+        "config": {
+            "sample": dict(hrtem["sample"]),
+            "microscope": dict(hrtem["microscope"]),
+            "simulation": dict(sim),
+            "cutoffs_A": dict(cutoffs_A),
+        },
     }
     write_shard(path, records, attrs)
 

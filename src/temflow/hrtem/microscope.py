@@ -60,11 +60,14 @@ def check_microscope_params(params: Mapping) -> None:
     a non-positive dose, a reversed range or a value outside its physical bounds."""
     offsets = list(params.get("defocus_offsets_A", []))
     if len(offsets) == 0:
-        raise TemflowError("hrtem.microscope.defocus_offsets_A is empty; expected a strictly "
-                           "increasing list of focal offsets in A, e.g. [-50, 0, 50]")
+        raise TemflowError(
+            "hrtem.microscope.defocus_offsets_A is empty; expected a strictly "
+            "increasing list of focal offsets in A, e.g. [-50, 0, 50]"
+        )
     if np.any(np.diff(offsets) <= 0):
-        raise TemflowError(f"hrtem.microscope.defocus_offsets_A must be strictly increasing, "
-                           f"got {offsets}")
+        raise TemflowError(
+            f"hrtem.microscope.defocus_offsets_A must be strictly increasing, got {offsets}"
+        )
     for key, lower in RANGE_KEYS.items():
         value = params.get(key)
         if value is None or len(value) != 2:

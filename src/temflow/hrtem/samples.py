@@ -56,15 +56,20 @@ def _hex_patch(
     n = int(np.ceil(2 * radius / (a_A * SQRT3 / 2))) + 2
     i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
     cells = np.stack([i.ravel(), j.ravel()], axis=1).astype(float)
-    rot = np.array([[np.cos(angle_rad), -np.sin(angle_rad)],
-                    [np.sin(angle_rad), np.cos(angle_rad)]])
+    rot = np.array(
+        [[np.cos(angle_rad), -np.sin(angle_rad)], [np.sin(angle_rad), np.cos(angle_rad)]]
+    )
     centre = np.array([lx / 2, ly / 2])
     positions, symbols = [], []
     for frac, z, symbol in zip(basis_frac, basis_z, basis_symbols, strict=True):
         xy = (cells + frac) @ np.stack([a1, a2])
         xy = xy @ rot.T + centre + shift_A
-        keep = ((xy[:, 0] >= -margin_A) & (xy[:, 0] < lx + margin_A)
-                & (xy[:, 1] >= -margin_A) & (xy[:, 1] < ly + margin_A))
+        keep = (
+            (xy[:, 0] >= -margin_A)
+            & (xy[:, 0] < lx + margin_A)
+            & (xy[:, 1] >= -margin_A)
+            & (xy[:, 1] < ly + margin_A)
+        )
         xy = xy[keep]
         positions.append(np.column_stack([xy, np.full(len(xy), z)]))
         symbols += [symbol] * len(xy)
@@ -96,8 +101,9 @@ def graphene_positions(
 ) -> tuple[np.ndarray, list[str]]:
     """Graphene: two C atoms per hexagonal cell at (0, 0) and (1/3, 1/3)."""
     basis = np.array([[0.0, 0.0], [1 / 3, 1 / 3]])
-    return _hex_patch(a_A, basis, np.array([z_A, z_A]), ["C", "C"], field_A, angle_rad,
-                      shift_A, margin_A)
+    return _hex_patch(
+        a_A, basis, np.array([z_A, z_A]), ["C", "C"], field_A, angle_rad, shift_A, margin_A
+    )
 
 
 def check_sample_params(params: Mapping) -> None:
@@ -108,8 +114,9 @@ def check_sample_params(params: Mapping) -> None:
     for key in ("s_vacancy_fraction", "mo_vacancy_fraction"):
         lo, hi = params[key]
         if not 0 <= lo <= hi < 1:
-            raise TemflowError(f"hrtem.sample.{key} must be [lo, hi] with 0 <= lo <= hi < 1, "
-                               f"got {[lo, hi]}")
+            raise TemflowError(
+                f"hrtem.sample.{key} must be [lo, hi] with 0 <= lo <= hi < 1, got {[lo, hi]}"
+            )
     if params["vacuum_A"] < 0 or params["graphene_spacing_A"] <= 0:
         raise TemflowError("hrtem.sample.vacuum_A must be >= 0 and graphene_spacing_A > 0")
 
@@ -146,8 +153,11 @@ def make_sample(
     keep = rng.random(len(sym)) >= p_remove
     pos, sym = pos[keep], sym[keep]
     info: dict[str, float | str] = {
-        "substrate": substrate, "mos2_angle_rad": angle, "mos2_shift_x_A": float(shift[0]),
-        "mos2_shift_y_A": float(shift[1]), "s_vacancy_fraction": p_s,
+        "substrate": substrate,
+        "mos2_angle_rad": angle,
+        "mos2_shift_x_A": float(shift[0]),
+        "mos2_shift_y_A": float(shift[1]),
+        "s_vacancy_fraction": p_s,
         "mo_vacancy_fraction": p_mo,
     }
     top = z_mos2 + MOS2_THICKNESS_A / 2
@@ -158,11 +168,14 @@ def make_sample(
         gpos, gsym = graphene_positions(fov, g_angle, g_shift, top)
         pos = np.concatenate([pos, gpos])
         sym = np.concatenate([sym, np.array(gsym)])
-        info.update(graphene_angle_rad=g_angle, graphene_shift_x_A=float(g_shift[0]),
-                    graphene_shift_y_A=float(g_shift[1]))
+        info.update(
+            graphene_angle_rad=g_angle,
+            graphene_shift_x_A=float(g_shift[0]),
+            graphene_shift_y_A=float(g_shift[1]),
+        )
     patch = Atoms(symbols=sym.tolist(), positions=pos, pbc=False)
     coordination = coordination_numbers(patch, cutoffs_A)
-    inside = ((pos[:, 0] >= 0) & (pos[:, 0] < fov[0]) & (pos[:, 1] >= 0) & (pos[:, 1] < fov[1]))
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] < fov[0]) & (pos[:, 1] >= 0) & (pos[:, 1] < fov[1])
     atoms = patch[inside]
     atoms.cell = [fov[0], fov[1], top + vacuum]
     atoms.pbc = True

@@ -136,7 +136,9 @@ class Dataset:
             self._index += [(k, i) for i in range(int(a["n_images"]))]
         first = self.attrs[0]
         for p, a in zip(self.paths, self.attrs, strict=True):
-            if a["sampling_A"] != first["sampling_A"] or list(a["classes"]) != list(first["classes"]):
+            if a["sampling_A"] != first["sampling_A"] or list(a["classes"]) != list(
+                first["classes"]
+            ):
                 raise TemflowError(f"shard {p} differs from {self.paths[0]} in sampling or classes")
         self.sampling_A: float = float(first["sampling_A"])
         self.classes: tuple[str, ...] = tuple(first["classes"])
@@ -157,8 +159,9 @@ class Dataset:
             g = f[f"image_{j:05d}"]
             cols = g["columns"][()]
             meta = {k: _decode(v) for k, v in g.attrs.items()}
-        columns = pd.DataFrame({"x_A": cols["x_A"], "y_A": cols["y_A"],
-                                "class": cols["class"].astype(np.int64)})
+        columns = pd.DataFrame(
+            {"x_A": cols["x_A"], "y_A": cols["y_A"], "class": cols["class"].astype(np.int64)}
+        )
         meta.update(shard=str(path), index=j)
         return images, columns, meta
 

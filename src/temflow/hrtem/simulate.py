@@ -60,13 +60,16 @@ def abtem_device(device: str) -> Iterator[None]:
 def check_sampling(potential_sampling_A: float, output_sampling_A: float) -> None:
     """The output grid may not be finer than the potential grid it is resampled from."""
     if potential_sampling_A <= 0 or output_sampling_A <= 0:
-        raise TemflowError("hrtem.simulation.potential_sampling_A and "
-                           "hrtem.simulation.output_sampling_A must be positive")
+        raise TemflowError(
+            "hrtem.simulation.potential_sampling_A and "
+            "hrtem.simulation.output_sampling_A must be positive"
+        )
     if output_sampling_A < potential_sampling_A:
         raise TemflowError(
             f"hrtem.simulation.output_sampling_A={output_sampling_A} A is finer than "
             f"potential_sampling_A={potential_sampling_A} A: the potential must be sampled at "
-            "least as finely as the output images (lower potential_sampling_A)")
+            "least as finely as the output images (lower potential_sampling_A)"
+        )
 
 
 def make_ctf(params: MicroscopeParams):
@@ -75,8 +78,9 @@ def make_ctf(params: MicroscopeParams):
 
     defoci = np.asarray(params.defoci_A, dtype=float)
     if len(defoci) == 0 or np.any(np.diff(defoci) <= 0):
-        raise TemflowError(f"focal series must be non-empty and strictly increasing, "
-                           f"got {list(defoci)}")
+        raise TemflowError(
+            f"focal series must be non-empty and strictly increasing, got {list(defoci)}"
+        )
     return abtem.CTF(
         energy=params.energy_eV,
         defocus=abtem.distributions.from_values(defoci),
@@ -95,15 +99,26 @@ def frozen_phonons(atoms: Atoms, sigmas: np.ndarray, n_configs: int, seed: int):
     sigmas = np.asarray(sigmas, dtype=float)
     if sigmas.shape != (len(atoms), 3):
         raise TemflowError(f"sigmas must have shape ({len(atoms)}, 3), got {sigmas.shape}")
-    return abtem.FrozenPhonons(atoms, num_configs=n_configs, sigmas=sigmas, directions="xyz",
-                               ensemble_mean=True, seed=int(seed))
+    return abtem.FrozenPhonons(
+        atoms,
+        num_configs=n_configs,
+        sigmas=sigmas,
+        directions="xyz",
+        ensemble_mean=True,
+        seed=int(seed),
+    )
 
 
 def _potential(fp, sampling_A: float, slice_thickness_A: float):
     import abtem
 
-    return abtem.Potential(fp, sampling=sampling_A, slice_thickness=slice_thickness_A,
-                           parametrization="lobato", projection="infinite")
+    return abtem.Potential(
+        fp,
+        sampling=sampling_A,
+        slice_thickness=slice_thickness_A,
+        parametrization="lobato",
+        projection="infinite",
+    )
 
 
 def _mean_over_configs(images) -> np.ndarray:
@@ -138,9 +153,12 @@ def _compact_potential(potential_array):
         return potential_array
     ends = [*occupied[1:], len(thickness)]
     merged = tuple(float(thickness[k:e].sum()) for k, e in zip(occupied, ends, strict=True))
-    return PotentialArray(array[:, occupied], slice_thickness=merged,
-                          sampling=potential_array.sampling,
-                          ensemble_axes_metadata=potential_array.ensemble_axes_metadata)
+    return PotentialArray(
+        array[:, occupied],
+        slice_thickness=merged,
+        sampling=potential_array.sampling,
+        ensemble_axes_metadata=potential_array.ensemble_axes_metadata,
+    )
 
 
 def exit_focal_series(
@@ -260,12 +278,24 @@ def simulate_image(
     check_sampling(potential_sampling_A, output_sampling_A)
     field = (float(atoms.cell[0, 0]), float(atoms.cell[1, 1]))
     shape = output_shape(field, output_sampling_A)
-    if abs(shape[0] * output_sampling_A - field[1]) > 1e-6 * field[1] or abs(
-            shape[1] * output_sampling_A - field[0]) > 1e-6 * field[0]:
-        raise TemflowError(f"hrtem.simulation.output_sampling_A={output_sampling_A} does not "
-                           f"divide the field of view {field} A into whole pixels")
-    series = exit_focal_series(atoms, sigmas, params, n_configs, seed, potential_sampling_A,
-                               slice_thickness_A, device=device)
+    if (
+        abs(shape[0] * output_sampling_A - field[1]) > 1e-6 * field[1]
+        or abs(shape[1] * output_sampling_A - field[0]) > 1e-6 * field[0]
+    ):
+        raise TemflowError(
+            f"hrtem.simulation.output_sampling_A={output_sampling_A} does not "
+            f"divide the field of view {field} A into whole pixels"
+        )
+    series = exit_focal_series(
+        atoms,
+        sigmas,
+        params,
+        n_configs,
+        seed,
+        potential_sampling_A,
+        slice_thickness_A,
+        device=device,
+    )
     series = np.swapaxes(series, -1, -2)  # (x, y) -> (y, x) = (H, W)
     series = fourier_resample(series, shape)
     return detector(series, output_sampling_A, params, rng)
