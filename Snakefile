@@ -11,6 +11,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/hrtem.smk"
 include: "workflow/rules/segmentation.smk"
+include: "workflow/rules/trajectories.smk"
+include: "workflow/rules/monet.smk"
 
 
 rule all:
@@ -19,3 +21,5 @@ rule all:
         MD_TARGETS,
         HRTEM_TARGETS,
         SEG_TARGETS,
+        TRAJ_TARGETS,
+        MONET_TARGETS,

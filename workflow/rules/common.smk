@@ -82,4 +82,46 @@ SEG_TARGETS = [
     results("eval", "f1_summary.csv"),
     results("figures", "f1_histograms.png"),
     results("figures", "detections.png"),
+# --- trajectories stage ---------------------------------------------------------------
+TRAJ = config["trajectories"]
+# set name -> (kind, number of trajectories, localisation noise override or None)
+TRAJ_SETS = {
+    "classify_train": ("classify", TRAJ["n_classify_train"], None),
+    "classify_test": ("classify", TRAJ["n_classify_test"], None),
+    "fbm_train": ("fbm", TRAJ["n_alpha_train"], None),
+    "fbm_test": ("fbm", TRAJ["n_alpha_test"], None),
+    "ctrw_train": ("ctrw", TRAJ["n_alpha_train"], None),
+    "ctrw_test": ("ctrw", TRAJ["n_alpha_test"], None),
+}
+if TRAJ["noisy_test_noise_step_std"] > 0:
+    TRAJ_SETS["classify_test_noisy"] = (
+        "classify",
+        TRAJ["n_classify_test"],
+        TRAJ["noisy_test_noise_step_std"],
+    )
+TRAJ_H5 = results("trajectories", "{set}.h5")
+TRAJ_TARGETS = expand(TRAJ_H5, set=list(TRAJ_SETS))
+
+# --- MoNet stage ----------------------------------------------------------------------
+MONET = config["monet"]
+MONET_TRAIN_SET = {
+    "classify": "classify_train",
+    "fbm_alpha": "fbm_train",
+    "ctrw_alpha": "ctrw_train",
+}
+# evaluation name -> (task of the model, held-out set)
+MONET_EVALS = {
+    "classify": ("classify", "classify_test"),
+    "fbm_alpha": ("fbm_alpha", "fbm_test"),
+    "ctrw_alpha": ("ctrw_alpha", "ctrw_test"),
+}
+if "classify_test_noisy" in TRAJ_SETS:
+    MONET_EVALS["classify_noisy"] = ("classify", "classify_test_noisy")
+MONET_MODEL = results("models", "monet_{task}.pt")
+MONET_EVAL_CSV = results("eval", "monet_{name}.csv")
+MONET_TARGETS = [
+    *expand(MONET_MODEL, task=list(MONET_TRAIN_SET)),
+    results("eval", "monet_summary.csv"),
+    results("figures", "monet_confusion.png"),
+    results("figures", "monet_alpha.png"),
 ]

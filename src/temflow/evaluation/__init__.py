@@ -1,4 +1,5 @@
-"""Evaluation: column peaks from network maps, matching to the truth, per-image scores."""
+"""Evaluation: column peaks and matching (segmentation), plus classification metrics
+(:mod:`temflow.evaluation.classification`)."""
 
 from temflow.evaluation.matching import MatchResult, match_columns, score_table_row
 from temflow.evaluation.peaks import find_peaks, find_peaks_per_class, refine_subpixel

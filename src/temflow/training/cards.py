@@ -130,6 +130,8 @@ def load_model(
         model = build(**arch.get("args", {}))
         model.load_state_dict(state, strict=True)
     except (TypeError, RuntimeError) as err:
-        raise TemflowError(f"{path_pt}: weights do not match the card's architecture: {err}") from err
+        raise TemflowError(
+            f"{path_pt}: weights do not match the card's architecture: {err}"
+        ) from err
     model.eval()
     return model, card

@@ -35,7 +35,6 @@ it); :func:`seed_everything` does that.
 
 from __future__ import annotations
 
-import copy
 import csv
 import logging
 import math
@@ -53,8 +52,8 @@ from torch.utils.data import DataLoader, Dataset
 from temflow.errors import TemflowError
 from temflow.io import atomic_path
 from temflow.seeding import derive_seed
-from temflow.training.device import resolve_amp, resolve_device
 from temflow.training.device import autocast as _autocast
+from temflow.training.device import resolve_amp, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +208,11 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     if ckpt.get("fingerprint") != fingerprint:
         old = ckpt.get("fingerprint", {})
         diffs = [k for k in fingerprint if old.get(k) != fingerprint[k]]
-        log.warning("checkpoint %s is from a different run (%s differ): starting afresh",
-                    path, ", ".join(diffs) or "format")
+        log.warning(
+            "checkpoint %s is from a different run (%s differ): starting afresh",
+            path,
+            ", ".join(diffs) or "format",
+        )
         return None
     return ckpt
 
@@ -269,8 +271,13 @@ def train(
         best_val, best_epoch = ckpt["best_val_loss"], ckpt["best_epoch"]
         bad_epochs, stopped = ckpt["bad_epochs"], ckpt["stopped"]
         best_state, history = ckpt["best_state"], ckpt["history"]
-        log.info("resuming from %s after epoch %d (best val loss %.5g at epoch %d)",
-                 ckpt_path, ckpt["epoch"], best_val, best_epoch)
+        log.info(
+            "resuming from %s after epoch %d (best val loss %.5g at epoch %d)",
+            ckpt_path,
+            ckpt["epoch"],
+            best_val,
+            best_epoch,
+        )
     resumed_from = start - 1
     if stopped:
         log.info("checkpoint says training stopped early at epoch %d", resumed_from)
@@ -287,16 +294,24 @@ def train(
         shuffle_gen = torch.Generator().manual_seed(epoch_seed)
         aug_gen = torch.Generator().manual_seed(derive_seed(config.seed, "augment", epoch))
         loader = DataLoader(
-            train_dataset, batch_size=config.batch_size, shuffle=True, generator=shuffle_gen,
-            num_workers=config.num_workers, pin_memory=device.type == "cuda",
+            train_dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            generator=shuffle_gen,
+            num_workers=config.num_workers,
+            pin_memory=device.type == "cuda",
         )
         n_steps = len(loader)
         if config.max_steps_per_epoch:
             n_steps = min(n_steps, config.max_steps_per_epoch)
         model.train()
         total, count = 0.0, 0
-        bar = tqdm(total=n_steps, desc=f"epoch {epoch}/{config.epochs}",
-                   disable=not config.progress, mininterval=2.0)
+        bar = tqdm(
+            total=n_steps,
+            desc=f"epoch {epoch}/{config.epochs}",
+            disable=not config.progress,
+            mininterval=2.0,
+        )
         for step, (inputs, targets) in enumerate(loader):
             if step >= n_steps:
                 break
@@ -326,8 +341,7 @@ def train(
         bar.close()
         train_loss = total / max(count, 1)
 
-        val_loss, extra = _validate(model, val_dataset, loss_fn, config, device, amp_dtype,
-                                    metrics)
+        val_loss, extra = _validate(model, val_dataset, loss_fn, config, device, amp_dtype, metrics)
         lr = optimizer.param_groups[0]["lr"]
         if val_loss < best_val:
             best_val, best_epoch, bad_epochs = val_loss, epoch, 0
@@ -336,19 +350,39 @@ def train(
             bad_epochs += 1
         if scheduler is not None:
             scheduler.step(val_loss)
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, **extra,
-               "lr": lr, "seconds": round(time.perf_counter() - t0, 3)}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            **extra,
+            "lr": lr,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
         history.append(row)
         stopped = config.patience is not None and bad_epochs >= config.patience
-        log.info("epoch %d: train %.5g val %.5g %s(%.1f s)%s", epoch, train_loss, val_loss,
-                 "".join(f"{k} {v:.4g} " for k, v in extra.items()), row["seconds"],
-                 " -> early stop" if stopped else "")
+        log.info(
+            "epoch %d: train %.5g val %.5g %s(%.1f s)%s",
+            epoch,
+            train_loss,
+            val_loss,
+            "".join(f"{k} {v:.4g} " for k, v in extra.items()),
+            row["seconds"],
+            " -> early stop" if stopped else "",
+        )
         state = {
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict(), "best_val_loss": best_val, "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs, "stopped": stopped, "best_state": best_state,
-            "history": history, "fingerprint": fp, "config": config.to_dict(),
+            "scaler": scaler.state_dict(),
+            "best_val_loss": best_val,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "stopped": stopped,
+            "best_state": best_state,
+            "history": history,
+            "fingerprint": fp,
+            "config": config.to_dict(),
         }
         with atomic_path(ckpt_path) as tmp:
             torch.save(state, tmp)
@@ -359,8 +393,13 @@ def train(
     model.load_state_dict(best_state)
     last = history[-1]["epoch"] if history else 0
     return TrainResult(
-        best_state=best_state, best_epoch=best_epoch, best_val_loss=best_val, history=history,
-        epochs_run=int(last), stopped_early=stopped, device=str(device),
+        best_state=best_state,
+        best_epoch=best_epoch,
+        best_val_loss=best_val,
+        history=history,
+        epochs_run=int(last),
+        stopped_early=stopped,
+        device=str(device),
         resumed_from=resumed_from,
     )
 
@@ -368,8 +407,13 @@ def train(
 @torch.no_grad()
 def _validate(model, dataset, loss_fn, config, device, amp_dtype, metrics):
     model.eval()
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False,
-                        num_workers=config.num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=False,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+    )
     if metrics is not None:
         metrics.reset()
     total, count = 0.0, 0

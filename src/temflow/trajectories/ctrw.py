@@ -28,7 +28,8 @@ def mittag_leffler_waits(alpha: np.ndarray, size: int, rng: np.random.Generator)
     u = 1.0 - rng.random((a.shape[0], size))  # (0, 1]
     v = rng.random((a.shape[0], size))
     base = np.sin(a * np.pi) / np.tan(a * np.pi * v) - np.cos(a * np.pi)
-    return -np.log(u) * np.clip(base, 0.0, None) ** (1.0 / a)
+    # Strictly positive (tiny values underflow for small alpha): no jump at time 0.
+    return np.maximum(-np.log(u) * np.clip(base, 0.0, None) ** (1.0 / a), np.finfo(float).tiny)
 
 
 def pareto_waits(alpha: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -41,12 +42,14 @@ def pareto_waits(alpha: np.ndarray, size: int, rng: np.random.Generator) -> np.n
 def _jump_counts(times: np.ndarray, length: int) -> np.ndarray:
     """Number of jump times <= k for frames k = 0..length-1, one row per trajectory.
 
-    ``times`` (n, K) is sorted along rows. One flat searchsorted over all rows: row r is
-    shifted by r * (length + 1) after clipping times to ``length``.
+    ``times`` (n, K) is sorted along rows and > 0. For an integer frame k, t <= k exactly
+    when ceil(t) <= k, so the keys are whole numbers and the row shift below is exact. One
+    flat searchsorted over all rows: row r is shifted by r * (length + 1) after clipping
+    times to ``length``.
     """
     n, k = times.shape
     offset = (np.arange(n) * (length + 1.0))[:, None]
-    keys = (np.minimum(times, length) + offset).ravel()
+    keys = (np.ceil(np.minimum(times, length)) + offset).ravel()
     frames = (np.arange(length)[None, :] + offset).ravel()
     idx = np.searchsorted(keys, frames, side="right").reshape(n, length)
     return idx - (np.arange(n) * k)[:, None]

@@ -1,0 +1,107 @@
+"""MoNet: shapes, parameter count, invariances, model cards, and the end-to-end stage."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from temflow.errors import TemflowError
+from temflow.models import MoNet
+from temflow.models.monet import normalise_increments
+from temflow.training import load_model, save_model
+
+
+def _tracks(b: int = 4, length: int = 300) -> torch.Tensor:
+    return torch.randn(b, length, 2, generator=torch.Generator().manual_seed(0)).cumsum(1)
+
+
+def test_output_shapes_and_parameter_count():
+    torch.manual_seed(0)
+    clf, reg = MoNet("classify").eval(), MoNet("regress", alpha_max=2.0).eval()
+    # reference: about 249k; ours 248,163 (6 branches x 32 filters, 192 -> 512 -> 128 -> 3)
+    assert sum(p.numel() for p in clf.parameters()) == 248_163
+    x = _tracks()
+    logp = clf(x)
+    assert logp.shape == (4, 3)
+    torch.testing.assert_close(logp.exp().sum(1), torch.ones(4))
+    alpha = reg(x)
+    assert alpha.shape == (4,) and torch.all((alpha > 0) & (alpha < 2.0))
+    assert MoNet.receptive_fields() == [22, 8, 15, 118, 210, 20]
+
+
+def test_normalisation_makes_output_invariant_to_scale_and_offset():
+    torch.manual_seed(0)
+    m = MoNet("classify").eval()
+    x = _tracks(3)
+    torch.testing.assert_close(m(x), m(7.5 * x + 3.0), rtol=1e-4, atol=1e-5)
+    inc = normalise_increments(x)
+    assert inc.shape == (3, 2, 299)
+    torch.testing.assert_close(inc.std(dim=-1), torch.ones(3, 2))
+
+
+def test_constant_track_gives_finite_output():
+    m = MoNet("classify").eval()
+    assert torch.isfinite(m(torch.zeros(2, 100, 2))).all()
+
+
+def test_too_short_track_is_rejected():
+    with pytest.raises(TemflowError, match="length"):
+        MoNet()(torch.zeros(1, MoNet.min_length() - 1, 2))
+    with pytest.raises(TemflowError, match="task"):
+        MoNet("segment")
+
+
+def test_model_card_round_trip_and_mismatch(tmp_path):
+    torch.manual_seed(1)
+    model = MoNet("regress", alpha_max=2.0).eval()
+    card = {"classes": ["alpha"], "metrics": {"mae": 0.1}}
+    save_model(tmp_path / "m.pt", model, card)
+    written = json.loads((tmp_path / "m.json").read_text())
+    assert written["architecture"] == {"class": "MoNet", "args": model.hparams}
+    assert written["n_parameters"] == sum(p.numel() for p in model.parameters())
+    loaded, _ = load_model(tmp_path / "m.pt", expected={"architecture": {"class": "MoNet"}})
+    x = _tracks(2)
+    torch.testing.assert_close(loaded(x), model(x))
+    with pytest.raises(TemflowError, match="task"):
+        load_model(tmp_path / "m.pt", expected={"architecture": {"args": {"task": "classify"}}})
+    (tmp_path / "m.json").write_text(json.dumps({**written, "classes": ["x"]}))
+    with pytest.raises(TemflowError, match="differs"):
+        load_model(tmp_path / "m.pt")
+
+
+# --- end to end on config/test.yaml --------------------------------------------------
+
+
+def test_trajectory_sets_written(workflow_results, test_config):
+    traj = test_config["trajectories"]
+    with h5py.File(workflow_results / "trajectories" / "classify_train.h5") as f:
+        assert f["positions"].shape == (traj["n_classify_train"], traj["length"], 2)
+        assert np.bincount(f["label"][()]).min() >= traj["n_classify_train"] // 3
+        seed_train = int(f.attrs["seed"])
+    with h5py.File(workflow_results / "trajectories" / "classify_test.h5") as f:
+        assert int(f.attrs["seed"]) != seed_train
+
+
+def test_monet_models_and_evaluation(workflow_results):
+    models = workflow_results / "models"
+    for task in ("classify", "fbm_alpha", "ctrw_alpha"):
+        card = json.loads((models / f"monet_{task}.json").read_text())
+        assert card["architecture"]["class"] == "MoNet"
+        assert len(card["data"]) >= 1 and all(len(h) == 64 for h in card["data"].values())
+        assert (models / f"monet_{task}.pt").is_file()
+    summary = pd.read_csv(workflow_results / "eval" / "monet_summary.csv").set_index("metric")
+    # tiny training still beats chance (1/3) on the held-out set
+    assert summary.loc["accuracy", "value"] > 0.45
+    rows = pd.read_csv(workflow_results / "eval" / "monet_classify.csv")
+    assert set(rows.columns) >= {"label", "predicted", "p_brownian", "p_fbm", "p_ctrw"}
+    for task in ("fbm_alpha", "ctrw_alpha"):
+        ev = pd.read_csv(workflow_results / "eval" / f"monet_{task}.csv")
+        assert {"alpha", "alpha_predicted"} <= set(ev.columns)
+        assert ev["alpha_predicted"].between(0, 2).all()
+    for name in ("monet_confusion.png", "monet_alpha.png"):
+        assert (workflow_results / "figures" / name).stat().st_size > 1000

@@ -1,0 +1,182 @@
+"""Statistics of the trajectory generators, determinism, storage and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import gamma
+
+from temflow.errors import TemflowError
+from temflow.trajectories import (
+    CLASSES,
+    brownian,
+    ctrw,
+    fbm,
+    fgn_autocovariance,
+    generate_set,
+    mittag_leffler_waits,
+    pareto_waits,
+    read_trajectories,
+    write_trajectories,
+)
+from temflow.trajectories.io import check_params
+
+PARAMS = {
+    "length": 300,
+    "fbm_alpha_range": [0.2, 0.96],
+    "ctrw_alpha_range": [0.1, 0.99],
+    "diffusion_range_px2_per_frame": [0.5, 2.0],
+    "ctrw_waiting_time": "mittag_leffler",
+    "noise_step_std": 0.0,
+}
+
+
+def _slope(t: np.ndarray, y: np.ndarray) -> float:
+    return float(np.polyfit(np.log(t), np.log(y), 1)[0])
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.7, 1.0, 1.5])
+def test_fbm_increments_have_fgn_autocovariance(alpha):
+    rng = np.random.default_rng(1)
+    d = 0.8
+    x = fbm(2000, 300, alpha, d, rng)
+    inc = np.diff(x, axis=1) / np.sqrt(2 * d)  # unit-variance fGn, both axes
+    lags = np.arange(8)
+    emp = np.array([np.mean(inc[:, : inc.shape[1] - k] * inc[:, k:]) for k in lags])
+    theory = fgn_autocovariance(alpha / 2, lags)
+    # 1.2e6 samples per lag: the standard error is ~1e-3 (a few 1e-3 for long memory).
+    np.testing.assert_allclose(emp, theory, atol=0.015)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.5, 0.9, 1.3])
+def test_fbm_time_averaged_msd_exponent(alpha):
+    x = fbm(500, 300, alpha, 1.0, np.random.default_rng(2))
+    lags = np.arange(1, 21)
+    tamsd = [np.mean(np.sum((x[:, k:] - x[:, :-k]) ** 2, axis=-1)) for k in lags]
+    assert abs(_slope(lags, np.array(tamsd)) - alpha) < 0.05
+    # amplitude: per axis 2 D t^alpha, two axes
+    assert tamsd[0] == pytest.approx(4.0, rel=0.05)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.6, 0.9])
+def test_ctrw_ensemble_msd_grows_as_t_alpha(alpha):
+    d = 1.0
+    x = ctrw(4000, 300, alpha, d, np.random.default_rng(3))
+    assert np.all(x[:, 0] == 0)
+    t = np.arange(10, 300)
+    msd = np.sum(x[:, 10:] ** 2, axis=-1).mean(axis=0)
+    assert abs(_slope(t, msd) - alpha) < 0.05
+    # Mittag-Leffler renewal: <N(t)> = t^alpha / Gamma(1 + alpha) exactly
+    expected = 2 * 2 * d * t**alpha / gamma(1 + alpha)
+    np.testing.assert_allclose(msd[[0, 90, 289]], expected[[0, 90, 289]], rtol=0.1)
+
+
+def test_ctrw_pareto_msd_exponent():
+    # Pareto waits reach the t^alpha regime only asymptotically: use long walks.
+    x = ctrw(2000, 3000, 0.5, 1.0, np.random.default_rng(4), waiting_time="pareto")
+    t = np.arange(300, 3000)
+    msd = np.sum(x[:, 300:] ** 2, axis=-1).mean(axis=0)
+    assert abs(_slope(t, msd) - 0.5) < 0.06
+
+
+def _hill(samples: np.ndarray, k: int) -> float:
+    top = np.sort(samples)[-k - 1 :]
+    return float(1.0 / np.mean(np.log(top[1:] / top[0])))
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.6, 0.9])
+@pytest.mark.parametrize("draw", [mittag_leffler_waits, pareto_waits])
+def test_waiting_time_tail_exponent_recovered(alpha, draw):
+    waits = draw(np.array([alpha]), 400_000, np.random.default_rng(5))[0]
+    assert np.all(waits > 0)
+    assert abs(_hill(waits, 1000) - alpha) < 0.05 + 0.05 * alpha
+
+
+def test_ctrw_jumps_happen_only_at_renewals():
+    x = ctrw(200, 300, 0.3, 1.0, np.random.default_rng(6))
+    moving = np.any(np.diff(x, axis=1) != 0, axis=-1)
+    # subdiffusive CTRW with alpha 0.3: most frames show no jump
+    assert moving.mean() < 0.2
+    # both axes jump together
+    dx, dy = np.diff(x[..., 0], axis=1) != 0, np.diff(x[..., 1], axis=1) != 0
+    assert np.array_equal(dx, dy)
+
+
+def test_brownian_increments_uncorrelated_with_variance_2d():
+    x = brownian(1000, 300, 1.5, np.random.default_rng(7))
+    inc = np.diff(x, axis=1)
+    assert np.var(inc) == pytest.approx(3.0, rel=0.02)
+    flat = inc / np.sqrt(3.0)
+    n = flat[:, 1:].size
+    for k in range(1, 6):
+        r = np.mean(flat[:, :-k] * flat[:, k:])
+        assert abs(r) < 5 / np.sqrt(n)
+
+
+def test_per_trajectory_parameters_and_shapes():
+    rng = np.random.default_rng(8)
+    alpha = np.array([0.2, 0.9])
+    x = fbm(2, 50, alpha, np.array([1.0, 4.0]), rng)
+    assert x.shape == (2, 50, 2)
+    y = ctrw(3, 50, np.array([0.2, 0.5, 1.0]), 1.0, rng)
+    assert y.shape == (3, 50, 2)
+
+
+def test_generate_set_balanced_deterministic_and_round_trips(tmp_path):
+    a = generate_set("classify", 301, PARAMS, seed=11)
+    b = generate_set("classify", 301, PARAMS, seed=11)
+    c = generate_set("classify", 301, PARAMS, seed=12)
+    assert np.array_equal(a.positions, b.positions)
+    assert not np.array_equal(a.positions, c.positions)
+    assert sorted(np.bincount(a.label).tolist()) == [100, 100, 101]
+    assert np.all(a.alpha[a.label == 0] == 1.0)
+    lo, hi = PARAMS["fbm_alpha_range"]
+    assert np.all((a.alpha[a.label == 1] >= lo) & (a.alpha[a.label == 1] <= hi))
+    assert np.all((a.diffusion >= 0.5) & (a.diffusion <= 2.0))
+    write_trajectories(tmp_path / "s.h5", a)
+    r = read_trajectories(tmp_path / "s.h5")
+    np.testing.assert_allclose(r.positions, a.positions.astype(np.float32))
+    assert np.array_equal(r.label, a.label) and r.seed == 11
+    assert r.attrs["kind"] == "classify"
+    only = generate_set("ctrw", 20, PARAMS, seed=1)
+    assert np.all(only.label == CLASSES.index("ctrw"))
+
+
+def test_localisation_noise_adds_step_scaled_variance():
+    clean = generate_set("fbm", 400, PARAMS, seed=3, noise_step_std=0.0)
+    noisy = generate_set("fbm", 400, PARAMS, seed=3, noise_step_std=0.5)
+    diff = (noisy.positions - clean.positions) / np.sqrt(2 * clean.diffusion)[:, None, None]
+    assert np.std(diff) == pytest.approx(0.5, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("call", "key"),
+    [
+        (lambda r: fbm(3, 10, 2.0, 1.0, r), "fbm alpha"),
+        (lambda r: fbm(3, 10, 0.0, 1.0, r), "fbm alpha"),
+        (lambda r: ctrw(3, 10, 1.2, 1.0, r), "ctrw alpha"),
+        (lambda r: ctrw(3, 10, 0.0, 1.0, r), "ctrw alpha"),
+        (lambda r: brownian(3, 10, 0.0, r), "diffusion_coefficient"),
+        (lambda r: fbm(3, 10, 0.5, -1.0, r), "diffusion_coefficient"),
+        (lambda r: brownian(3, 1, 1.0, r), "length"),
+        (lambda r: ctrw(3, 10, 0.5, 1.0, r, waiting_time="gamma"), "waiting_time"),
+    ],
+)
+def test_bad_generator_input(call, key):
+    with pytest.raises(TemflowError, match=key):
+        call(np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"ctrw_alpha_range": [0.5, 1.1]}, "ctrw_alpha_range"),
+        ({"fbm_alpha_range": [0.0, 0.5]}, "fbm_alpha_range"),
+        ({"fbm_alpha_range": [0.8, 0.5]}, "fbm_alpha_range"),
+        ({"diffusion_range_px2_per_frame": [0.0, 1.0]}, "diffusion_range_px2_per_frame"),
+        ({"noise_step_std": 1.5}, "noise_step_std"),
+    ],
+)
+def test_bad_config_names_the_key(change, key):
+    with pytest.raises(TemflowError, match=key):
+        check_params({**PARAMS, **change})

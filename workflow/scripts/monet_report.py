@@ -1,0 +1,32 @@
+"""MoNet summary: accuracy, confusion matrix, alpha MAE (overall and by range), figures."""
+
+import pandas as pd
+
+from temflow.io import atomic_path
+from temflow.models.monet_tasks import summarise
+from temflow.plots.monet import plot_alpha, plot_confusion
+from temflow.workflow import script_context
+
+with script_context(snakemake) as log:  # noqa: F821
+    sm = snakemake  # noqa: F821
+    inp = sm.input
+    noisy = pd.read_csv(inp.noisy) if "noisy" in inp.keys() else None
+    frames = {"fbm": pd.read_csv(inp.fbm), "ctrw": pd.read_csv(inp.ctrw)}
+    summary, conf, by_range = summarise(pd.read_csv(inp.classify), noisy, **frames)
+    for frame, path, index in (
+        (summary, sm.output.summary, False),
+        (conf, sm.output.confusion, True),
+        (by_range, sm.output.by_range, False),
+    ):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=index)
+    log.info("MoNet summary:\n%s", summary.to_string(index=False))
+    values = summary.set_index("metric")["value"]
+    plot_confusion(
+        conf,
+        sm.output.confusion_png,
+        values["accuracy"],
+        values.get("accuracy_noisy"),
+        dpi=sm.params.dpi,
+    )
+    plot_alpha(frames, by_range, sm.output.alpha_png, dpi=sm.params.dpi)
