@@ -82,6 +82,9 @@ SEG_TARGETS = [
     results("eval", "f1_summary.csv"),
     results("figures", "f1_histograms.png"),
     results("figures", "detections.png"),
+]
+
+
 # --- trajectories stage ---------------------------------------------------------------
 TRAJ = config["trajectories"]
 # set name -> (kind, number of trajectories, localisation noise override or None)
