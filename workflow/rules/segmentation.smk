@@ -10,6 +10,20 @@ rule segmentation_train:
         model=SEG_MODEL,
         card=SEG_CARD,
         metrics=results("models", "{net}_{substrate}_metrics.csv"),
+    log:
+        log_path("segmentation_train", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_train", "{net}", "{substrate}")
+    wildcard_constraints:
+        net="msdnet|unet",
+        substrate="bare|graphene",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=SEG["runtime_min"],
+        gpu=1,
     params:
         arch=lambda wc: SEG[wc.net],
         training=SEG["training"],
@@ -19,20 +33,6 @@ rule segmentation_train:
         device=DEVICE,
         master_seed=MASTER_SEED,
         work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),
-    log:
-        log_path("segmentation_train", "{net}", "{substrate}"),
-    benchmark:
-        bench_path("segmentation_train", "{net}", "{substrate}")
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=SEG["runtime_min"],
-        gpu=1,
-    wildcard_constraints:
-        net="msdnet|unet",
-        substrate="bare|graphene",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/segmentation_train.py"
 
@@ -43,25 +43,25 @@ rule segmentation_evaluate:
         val=lambda wc: seg_shards(wc.substrate, "val"),
     output:
         csv=SEG_EVAL,
+    log:
+        log_path("segmentation_evaluate", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_evaluate", "{net}", "{substrate}")
+    wildcard_constraints:
+        net="msdnet|unet",
+        substrate="bare|graphene",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         peak_threshold=SEG["peak_threshold"],
         min_separation_A=SEG["min_separation_A"],
         match_radius_A=SEG["match_radius_A"],
         border_A=SEG["border_A"],
         device=DEVICE,
-    log:
-        log_path("segmentation_evaluate", "{net}", "{substrate}"),
-    benchmark:
-        bench_path("segmentation_evaluate", "{net}", "{substrate}")
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    wildcard_constraints:
-        net="msdnet|unet",
-        substrate="bare|graphene",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/segmentation_evaluate.py"
 
@@ -75,6 +75,16 @@ rule segmentation_figures:
         histograms=results("figures", "f1_histograms.png"),
         detections=results("figures", "detections.png"),
         summary=results("eval", "f1_summary.csv"),
+    log:
+        log_path("segmentation_figures"),
+    benchmark:
+        bench_path("segmentation_figures")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         networks=SEG["networks"],
         substrates=SEG["substrates"],
@@ -85,15 +95,5 @@ rule segmentation_figures:
         match_radius_A=SEG["match_radius_A"],
         border_A=SEG["border_A"],
         dpi=PLOTS["dpi"],
-    log:
-        log_path("segmentation_figures"),
-    benchmark:
-        bench_path("segmentation_figures")
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/segmentation_figures.py"

@@ -38,7 +38,7 @@ with script_context(snakemake) as log:  # noqa: F821
         dets,
         one.classes,
         sm.output.detections,
-        defoci_A=one.defoci_A,
+        defoci_A=one.defoci_A[0] if one.defoci_A else None,
         title=f"{p.figure_substrate} validation image {p.figure_image}",
         dpi=p.dpi,
     )

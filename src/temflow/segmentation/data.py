@@ -25,7 +25,7 @@ class ColumnImages:
         sampling_A: pixel size.
         classes: column class names.
         sources: (file, index in file) of every image.
-        defoci_A: defocus of each channel, if known.
+        defoci_A: per image the defocus of each channel (A), if known.
     """
 
     images: np.ndarray
@@ -33,7 +33,7 @@ class ColumnImages:
     sampling_A: float
     classes: tuple[str, ...]
     sources: list[tuple[str, int]] = field(default_factory=list)
-    defoci_A: list[float] | None = None
+    defoci_A: list[list[float]] | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -145,18 +145,26 @@ def load_column_images(paths: Sequence[str | Path]) -> ColumnImages:
     if len(ds) == 0:
         raise TemflowError(f"segmentation: the shards {describe_sources(paths)} hold no images")
     images, columns, sources = [], [], []
-    defoci = None
+    defoci: list[list[float]] = []
     for img, cols, meta in ds:
         if images and img.shape != images[0].shape:
-            raise TemflowError(f"{meta['shard']}: image {meta['index']} has shape "
-                               f"{img.shape}, expected {images[0].shape}")
+            raise TemflowError(
+                f"{meta['shard']}: image {meta['index']} has shape "
+                f"{img.shape}, expected {images[0].shape}"
+            )
         images.append(np.asarray(img, dtype=np.float32))
         columns.append(cols)
         sources.append((str(meta["shard"]), int(meta["index"])))
-        if defoci is None and "defoci_A" in meta:
-            defoci = [float(d) for d in np.ravel(meta["defoci_A"])]
-    return ColumnImages(np.stack(images), columns, ds.sampling_A, tuple(ds.classes), sources,
-                        defoci)
+        if "defoci_A" in meta:
+            defoci.append([float(d) for d in np.ravel(meta["defoci_A"])])
+    return ColumnImages(
+        np.stack(images),
+        columns,
+        ds.sampling_A,
+        tuple(ds.classes),
+        sources,
+        defoci if len(defoci) == len(images) else None,
+    )
 
 
 def check_classes(expected: Sequence[str], actual: Sequence[str], what: str) -> None:
@@ -182,5 +190,5 @@ def subset(data: ColumnImages, indices: Sequence[int]) -> ColumnImages:
         sampling_A=data.sampling_A,
         classes=data.classes,
         sources=[data.sources[i] for i in idx] if data.sources else [],
-        defoci_A=data.defoci_A,
+        defoci_A=[data.defoci_A[i] for i in idx] if data.defoci_A else None,
     )
