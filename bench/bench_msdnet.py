@@ -1,6 +1,7 @@
 """MSD-net memory and speed: in-place buffer (temflow) vs. per-layer concatenation.
 
-For each depth, in one run, forward+backward time and peak memory of
+For each depth, in one run, forward+backward time (fastest of ``repeats``, the two
+implementations alternating in one process) and peak memory of
 ``temflow.models.msdnet.MSDNet`` and ``MSDNetReference`` (same weights), and training
 throughput (images/s, Adam steps) of MSD-net and U-net.
 
@@ -50,6 +51,28 @@ def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     return sum(n for ptr, n in seen.items() if ptr not in params and ptr != x.data_ptr())
 
 
+def interleaved_times(
+    depth: int, width: int, size: int, batch: int, device: str, repeats: int
+) -> dict[str, float]:
+    """Fastest forward+backward of each implementation, alternating them in one process
+    (robust against other load on a shared machine)."""
+    torch.manual_seed(0)
+    models = {"buffer": MSDNet(3, 3, depth, width).to(device)}
+    models["concat"] = MSDNetReference(3, 3, depth, width).to(device)
+    models["concat"].load_state_dict(models["buffer"].state_dict())
+    x = torch.randn(batch, 3, size, size, device=device)
+    best = {k: float("inf") for k in models}
+    for _ in range(repeats + 1):
+        for name, model in models.items():
+            model.zero_grad()
+            _sync(device)
+            t0 = time.perf_counter()
+            model(x).square().mean().backward()
+            _sync(device)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {f"{k}_time_s": v for k, v in best.items()}
+
+
 def fwd_bwd(
     impl: str, depth: int, width: int, size: int, batch: int, device: str, repeats: int
 ) -> dict[str, float]:
@@ -59,7 +82,6 @@ def fwd_bwd(
     model = cls(3, 3, depth, width).to(device)
     x = torch.randn(batch, 3, size, size, device=device)
     out: dict[str, float] = {}
-    out["saved_MB"] = saved_bytes(model, x) / 2**20
     model.zero_grad()
     # Warm-up (also the memory measurement: the first pass allocates everything).
     if device == "cuda":
@@ -74,6 +96,7 @@ def fwd_bwd(
         out["peak_MB"] = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         out["peak_MB"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    out["saved_MB"] = saved_bytes(model, x) / 2**20
     times = []
     for _ in range(repeats):
         model.zero_grad()
@@ -168,6 +191,8 @@ def main() -> None:
                 r = fwd_bwd(impl, depth, a.width, a.size, a.batch, a.device, a.repeats)
             for k, v in r.items():
                 row[f"{impl}_{k}"] = v
+        # Times from one process, alternating the implementations (overrides the above).
+        row.update(interleaved_times(depth, a.width, a.size, a.batch, a.device, a.repeats))
         row["memory_ratio_concat_over_buffer"] = row["concat_peak_MB"] / max(
             row["buffer_peak_MB"], 1e-9
         )
