@@ -103,3 +103,22 @@ def test_architecture_round_trip() -> None:
     assert MSDNet(**m.architecture()).state_dict().keys() == m.state_dict().keys()
     u = UNet(3, 3, depth=2, base_width=8)
     assert UNet(**u.architecture()).state_dict().keys() == u.state_dict().keys()
+
+
+def test_msdnet_under_autocast_matches_float32() -> None:
+    # The training loop autocasts on GPU; the same code path runs with CPU bf16 autocast.
+    torch.manual_seed(0)
+    net = MSDNet(3, 3, depth=6, width=2)
+    x = torch.randn(2, 3, 20, 20)
+    y32 = net(x)
+    y32.square().mean().backward()
+    g32 = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = net(x)
+    assert y.dtype == torch.bfloat16
+    y.float().square().mean().backward()
+    torch.testing.assert_close(y.float(), y32, atol=0.05, rtol=0.05)
+    for p, g in zip(net.parameters(), g32, strict=True):
+        assert p.grad.dtype == torch.float32
+        assert (p.grad - g).abs().max() <= 0.05 * g.abs().max() + 1e-6
