@@ -21,6 +21,7 @@ localrules:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/hrtem.smk"
+include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/monet.smk"
 
@@ -30,5 +31,6 @@ rule all:
     input:
         MD_TARGETS,
         HRTEM_TARGETS,
+        SEG_TARGETS,
         TRAJ_TARGETS,
         MONET_TARGETS,

@@ -98,6 +98,28 @@ HRTEM_ALL_SHARDS = [p for ds in HRTEM["datasets"] for p in hrtem_shards(ds)]
 HRTEM_TARGETS = [*HRTEM_ALL_SHARDS, results("figures", "hrtem_examples.png")]
 
 
+# --- segmentation stage ---------------------------------------------------------------
+SEG = config["segmentation"]
+SEG_MODEL = results("models", "{net}_{substrate}.pt")
+SEG_CARD = results("models", "{net}_{substrate}.json")
+SEG_EVAL = results("eval", "{net}_{substrate}.csv")
+SEG_MODELS = expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["substrates"])
+SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
+
+
+def seg_shards(substrate, split):
+    """HR-TEM shards of one substrate's training or validation set."""
+    return hrtem_shards(SEG["datasets"][substrate][split])
+
+
+SEG_TARGETS = [
+    *SEG_EVALS,
+    results("eval", "f1_summary.csv"),
+    results("figures", "f1_histograms.png"),
+    results("figures", "detections.png"),
+]
+
+
 # --- trajectories stage ---------------------------------------------------------------
 TRAJ = config["trajectories"]
 # set name -> (kind, number of trajectories, localisation noise override or None)
