@@ -19,6 +19,8 @@ localrules:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/md.smk"
+include: "workflow/rules/hrtem.smk"
+include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/monet.smk"
 
@@ -27,5 +29,7 @@ rule all:
     default_target: True
     input:
         MD_TARGETS,
+        HRTEM_TARGETS,
+        SEG_TARGETS,
         TRAJ_TARGETS,
         MONET_TARGETS,

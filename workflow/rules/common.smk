@@ -65,6 +65,55 @@ def md_structure_input(wildcards):
 MD_TARGETS = [results("md", "vibrations.csv"), results("figures", "vibrations.png")]
 
 
+# --- HRTEM stage ----------------------------------------------------------------------
+HRTEM = config["hrtem"]
+HRTEM_SHARD_H5 = results("hrtem", "{dataset}", "shard_{shard}.h5")
+
+
+def hrtem_n_shards(dataset):
+    n = HRTEM["datasets"][dataset]["n_images"]
+    return -(-n // HRTEM["images_per_shard"])
+
+
+def hrtem_shard_size(dataset, shard):
+    n = HRTEM["datasets"][dataset]["n_images"]
+    return min(HRTEM["images_per_shard"], n - shard * HRTEM["images_per_shard"])
+
+
+def hrtem_shards(dataset):
+    """Every shard path of one dataset (what the segmentation stage consumes)."""
+    return [
+        HRTEM_SHARD_H5.format(dataset=dataset, shard=f"{k:04d}")
+        for k in range(hrtem_n_shards(dataset))
+    ]
+
+
+HRTEM_ALL_SHARDS = [p for ds in HRTEM["datasets"] for p in hrtem_shards(ds)]
+HRTEM_TARGETS = [*HRTEM_ALL_SHARDS, results("figures", "hrtem_examples.png")]
+
+
+# --- segmentation stage ---------------------------------------------------------------
+SEG = config["segmentation"]
+SEG_MODEL = results("models", "{net}_{substrate}.pt")
+SEG_CARD = results("models", "{net}_{substrate}.json")
+SEG_EVAL = results("eval", "{net}_{substrate}.csv")
+SEG_MODELS = expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["substrates"])
+SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
+
+
+def seg_shards(substrate, split):
+    """HR-TEM shards of one substrate's training or validation set."""
+    return hrtem_shards(SEG["datasets"][substrate][split])
+
+
+SEG_TARGETS = [
+    *SEG_EVALS,
+    results("eval", "f1_summary.csv"),
+    results("figures", "f1_histograms.png"),
+    results("figures", "detections.png"),
+]
+
+
 # --- trajectories stage ---------------------------------------------------------------
 TRAJ = config["trajectories"]
 # set name -> (kind, number of trajectories, localisation noise override or None)

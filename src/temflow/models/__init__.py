@@ -2,5 +2,7 @@
 :func:`temflow.training.save_model` / ``load_model`` can rebuild it from its model card."""
 
 from temflow.models.monet import MoNet
+from temflow.models.msdnet import MSDNet, MSDNetReference
+from temflow.models.unet import UNet
 
-__all__ = ["MoNet"]
+__all__ = ["MSDNet", "MSDNetReference", "MoNet", "UNet"]

@@ -1,0 +1,4 @@
+"""HR-TEM training data: samples, microscope parameters, abTEM simulation, labels, shards.
+
+Users and the training stage read shards with :func:`temflow.hrtem.shards.open_dataset`.
+"""

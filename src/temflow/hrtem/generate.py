@@ -1,0 +1,138 @@
+"""One shard of HR-TEM training data: sample -> sigmas -> microscope -> image -> labels."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from temflow.errors import TemflowError
+from temflow.hrtem.columns import CLASSES, find_columns
+from temflow.hrtem.microscope import check_microscope_params, sample_microscope
+from temflow.hrtem.samples import check_sample_params, make_sample
+from temflow.hrtem.shards import ImageRecord, write_shard
+from temflow.hrtem.simulate import check_sampling, simulate_image
+from temflow.io import software_versions
+from temflow.md.vibrations import lookup_sigmas
+from temflow.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+
+def check_config(hrtem: Mapping[str, Any]) -> None:
+    """Validate the ``hrtem`` config section beyond the JSON schema (one clear message)."""
+    check_sample_params(hrtem["sample"])
+    check_microscope_params(hrtem["microscope"])
+    sim = hrtem["simulation"]
+    check_sampling(sim["potential_sampling_A"], sim["output_sampling_A"])
+    if sim["n_configs"] < 1:
+        raise TemflowError("hrtem.simulation.n_configs must be >= 1")
+
+
+def make_image(
+    hrtem: Mapping[str, Any],
+    substrate: str,
+    seed: int,
+    vibrations: pd.DataFrame,
+    cutoffs_A: Mapping[str, float],
+    device: str = "cpu",
+    noise: bool = True,
+) -> ImageRecord:
+    """One image, reproducible from ``seed`` alone (sample, parameters, phonons, noise)."""
+    rng = np.random.default_rng(seed)
+    sample = make_sample(hrtem["sample"], substrate, rng, cutoffs_A)
+    atoms = sample.atoms
+    sigmas = lookup_sigmas(vibrations, atoms.get_chemical_symbols(), sample.coordination)
+    params = sample_microscope(hrtem["microscope"], rng)
+    phonon_seed = int(rng.integers(2**31 - 1))
+    sim = hrtem["simulation"]
+    images = simulate_image(
+        atoms,
+        sigmas,
+        params,
+        n_configs=sim["n_configs"],
+        seed=phonon_seed,
+        potential_sampling_A=sim["potential_sampling_A"],
+        slice_thickness_A=sim["slice_thickness_A"],
+        output_sampling_A=sim["output_sampling_A"],
+        rng=rng if noise else None,
+        device=device,
+    )
+    columns = find_columns(atoms, sample.field_A)
+    attrs: dict[str, Any] = {
+        **params.as_dict(),
+        "seed": int(seed),
+        "phonon_seed": phonon_seed,
+        "n_configs": int(sim["n_configs"]),
+        **sample.info,
+    }
+    return ImageRecord(
+        images=images,
+        columns=columns,
+        positions_A=atoms.positions.copy(),
+        numbers=atoms.numbers.copy(),
+        cell_A=np.asarray(atoms.cell),
+        sigmas_A=sigmas,
+        coordination=sample.coordination,
+        attrs=attrs,
+    )
+
+
+def generate_shard(
+    path: str | Path,
+    hrtem: Mapping[str, Any],
+    dataset: str,
+    substrate: str,
+    shard: int,
+    n_images: int,
+    master_seed: int,
+    vibrations: pd.DataFrame,
+    cutoffs_A: Mapping[str, float],
+    device: str = "cpu",
+) -> None:
+    """Simulate ``n_images`` and write them to ``path`` (atomically; nothing on failure).
+
+    The shard seed derives from (master seed, "hrtem", dataset, shard) and each image's
+    seed from (shard seed, image index).
+    """
+    check_config(hrtem)
+    if n_images < 1:
+        raise TemflowError(f"shard {shard} of {dataset} would hold {n_images} images")
+    shard_seed = derive_seed(master_seed, "hrtem", dataset, shard)
+    records = []
+    for i in tqdm(range(n_images), desc=f"{dataset} shard {shard}", mininterval=5):
+        seed = derive_seed(shard_seed, i)
+        records.append(make_image(hrtem, substrate, seed, vibrations, cutoffs_A, device))
+    sim = hrtem["simulation"]
+    attrs = {
+        "sampling_A": float(sim["output_sampling_A"]),
+        "field_of_view_A": list(hrtem["sample"]["field_of_view_A"]),
+        "classes": list(CLASSES),
+        "defocus_offsets_A": list(hrtem["microscope"]["defocus_offsets_A"]),
+        "dataset": dataset,
+        "substrate": substrate,
+        "shard": int(shard),
+        "shard_seed": int(shard_seed),
+        "device": device,
+        "software_versions": software_versions(),
+        "config": {
+            "sample": dict(hrtem["sample"]),
+            "microscope": dict(hrtem["microscope"]),
+            "simulation": dict(sim),
+            "cutoffs_A": dict(cutoffs_A),
+        },
+    }
+    write_shard(path, records, attrs)
+
+
+def shard_sizes(n_images: int, images_per_shard: int) -> list[int]:
+    """Split ``n_images`` into shards of ``images_per_shard`` (the last may be smaller)."""
+    if n_images < 1 or images_per_shard < 1:
+        raise TemflowError("hrtem dataset n_images and images_per_shard must be >= 1")
+    full, rest = divmod(n_images, images_per_shard)
+    return [images_per_shard] * full + ([rest] if rest else [])

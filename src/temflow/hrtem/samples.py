@@ -1,0 +1,182 @@
+"""Fields of view of 2H-MoS2 along [001], bare or on graphene, in an orthogonal cell.
+
+The crystal is built as a large, randomly rotated and translated patch of the hexagonal
+lattice (with random vacancies), and the atoms whose projected position falls inside the
+field of view ``[0, Lx) x [0, Ly)`` are kept. The cell is that rectangle (orthogonal, so
+abTEM uses the atoms as given and per-atom arrays and labels stay in its frame), with
+vacuum along z. Coordination numbers are computed on the patch *before* the cut, so atoms
+near the field's border keep their true neighbours. The field is periodic for abTEM but a
+rotated lattice is not commensurate with it: the seam at the border is a known, local
+artefact of this construction (as in the DTU temnn training data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from temflow.errors import TemflowError
+from temflow.md.coordination import coordination_numbers
+from temflow.md.structures import GRAPHENE_A_A, MOS2_A_A, MOS2_THICKNESS_A
+
+SQRT3 = float(np.sqrt(3.0))
+
+
+@dataclass
+class Sample:
+    """One field of view: atoms in an orthogonal cell plus what built them."""
+
+    atoms: Atoms
+    #: Coordination number of every atom (computed before the cut to the field).
+    coordination: np.ndarray
+    #: Field of view (Lx, Ly) in A; equals the cell's in-plane size.
+    field_A: tuple[float, float]
+    #: How it was drawn: rotations (rad), shift (A), vacancy fractions, substrate.
+    info: dict[str, float | str] = field(default_factory=dict)
+
+
+def _hex_patch(
+    a_A: float,
+    basis_frac: np.ndarray,
+    basis_z: np.ndarray,
+    basis_symbols: list[str],
+    field_A: tuple[float, float],
+    angle_rad: float,
+    shift_A: np.ndarray,
+    margin_A: float,
+) -> tuple[np.ndarray, list[str]]:
+    """Positions of a rotated, shifted hexagonal lattice covering the field plus margin."""
+    lx, ly = field_A
+    a1 = np.array([a_A, 0.0])
+    a2 = np.array([a_A / 2, a_A * SQRT3 / 2])
+    radius = np.hypot(lx, ly) + 2 * margin_A + 2 * a_A
+    n = int(np.ceil(2 * radius / (a_A * SQRT3 / 2))) + 2
+    i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    cells = np.stack([i.ravel(), j.ravel()], axis=1).astype(float)
+    rot = np.array(
+        [[np.cos(angle_rad), -np.sin(angle_rad)], [np.sin(angle_rad), np.cos(angle_rad)]]
+    )
+    centre = np.array([lx / 2, ly / 2])
+    positions, symbols = [], []
+    for frac, z, symbol in zip(basis_frac, basis_z, basis_symbols, strict=True):
+        xy = (cells + frac) @ np.stack([a1, a2])
+        xy = xy @ rot.T + centre + shift_A
+        keep = (
+            (xy[:, 0] >= -margin_A)
+            & (xy[:, 0] < lx + margin_A)
+            & (xy[:, 1] >= -margin_A)
+            & (xy[:, 1] < ly + margin_A)
+        )
+        xy = xy[keep]
+        positions.append(np.column_stack([xy, np.full(len(xy), z)]))
+        symbols += [symbol] * len(xy)
+    return np.concatenate(positions), symbols
+
+
+def mos2_positions(
+    field_A: tuple[float, float],
+    angle_rad: float,
+    shift_A: np.ndarray,
+    z_centre_A: float,
+    margin_A: float = 4.0,
+    a_A: float = MOS2_A_A,
+    thickness_A: float = MOS2_THICKNESS_A,
+) -> tuple[np.ndarray, list[str]]:
+    """2H-MoS2 monolayer: Mo at (0, 0), an S pair at (1/3, 1/3) above and below it."""
+    basis = np.array([[0.0, 0.0], [1 / 3, 1 / 3], [1 / 3, 1 / 3]])
+    z = np.array([z_centre_A, z_centre_A - thickness_A / 2, z_centre_A + thickness_A / 2])
+    return _hex_patch(a_A, basis, z, ["Mo", "S", "S"], field_A, angle_rad, shift_A, margin_A)
+
+
+def graphene_positions(
+    field_A: tuple[float, float],
+    angle_rad: float,
+    shift_A: np.ndarray,
+    z_A: float,
+    margin_A: float = 4.0,
+    a_A: float = GRAPHENE_A_A,
+) -> tuple[np.ndarray, list[str]]:
+    """Graphene: two C atoms per hexagonal cell at (0, 0) and (1/3, 1/3)."""
+    basis = np.array([[0.0, 0.0], [1 / 3, 1 / 3]])
+    return _hex_patch(
+        a_A, basis, np.array([z_A, z_A]), ["C", "C"], field_A, angle_rad, shift_A, margin_A
+    )
+
+
+def check_sample_params(params: Mapping) -> None:
+    """Raise TemflowError for an impossible sample configuration (names the key)."""
+    fov = params["field_of_view_A"]
+    if len(fov) != 2 or min(fov) <= 0:
+        raise TemflowError(f"hrtem.sample.field_of_view_A must be two positive lengths, got {fov}")
+    for key in ("s_vacancy_fraction", "mo_vacancy_fraction"):
+        lo, hi = params[key]
+        if not 0 <= lo <= hi < 1:
+            raise TemflowError(
+                f"hrtem.sample.{key} must be [lo, hi] with 0 <= lo <= hi < 1, got {[lo, hi]}"
+            )
+    if params["vacuum_A"] < 0 or params["graphene_spacing_A"] <= 0:
+        raise TemflowError("hrtem.sample.vacuum_A must be >= 0 and graphene_spacing_A > 0")
+
+
+def make_sample(
+    params: Mapping,
+    substrate: str,
+    rng: np.random.Generator,
+    cutoffs_A: Mapping[str, float],
+) -> Sample:
+    """Draw one field of view.
+
+    ``params`` is the ``hrtem.sample`` config section: ``field_of_view_A`` (Lx, Ly),
+    ``s_vacancy_fraction`` and ``mo_vacancy_fraction`` ranges [lo, hi] (a fraction is
+    drawn uniformly per image, then every site is removed independently with that
+    probability: one missing S turns an S2 column into S1, two remove it),
+    ``graphene_spacing_A`` (MoS2 Mo plane to graphene distance minus half the MoS2
+    thickness, i.e. S plane to graphene) and ``vacuum_A`` (above and below along z).
+    ``substrate`` is ``"none"`` or ``"graphene"``; ``cutoffs_A`` the MD coordination cutoffs.
+    """
+    check_sample_params(params)
+    if substrate not in ("none", "graphene"):
+        raise TemflowError(f"substrate must be 'none' or 'graphene', got {substrate!r}")
+    fov = (float(params["field_of_view_A"][0]), float(params["field_of_view_A"][1]))
+    vacuum = float(params["vacuum_A"])
+    angle = float(rng.uniform(0, 2 * np.pi))
+    shift = rng.uniform(0, MOS2_A_A, size=2)
+    p_s = float(rng.uniform(*params["s_vacancy_fraction"]))
+    p_mo = float(rng.uniform(*params["mo_vacancy_fraction"]))
+    z_mos2 = vacuum + MOS2_THICKNESS_A / 2
+    pos, symbols = mos2_positions(fov, angle, shift, z_mos2)
+    sym = np.array(symbols)
+    p_remove = np.where(sym == "S", p_s, p_mo)
+    keep = rng.random(len(sym)) >= p_remove
+    pos, sym = pos[keep], sym[keep]
+    info: dict[str, float | str] = {
+        "substrate": substrate,
+        "mos2_angle_rad": angle,
+        "mos2_shift_x_A": float(shift[0]),
+        "mos2_shift_y_A": float(shift[1]),
+        "s_vacancy_fraction": p_s,
+        "mo_vacancy_fraction": p_mo,
+    }
+    top = z_mos2 + MOS2_THICKNESS_A / 2
+    if substrate == "graphene":
+        g_angle = float(rng.uniform(0, 2 * np.pi))
+        g_shift = rng.uniform(0, GRAPHENE_A_A, size=2)
+        top = top + float(params["graphene_spacing_A"])
+        gpos, gsym = graphene_positions(fov, g_angle, g_shift, top)
+        pos = np.concatenate([pos, gpos])
+        sym = np.concatenate([sym, np.array(gsym)])
+        info.update(
+            graphene_angle_rad=g_angle,
+            graphene_shift_x_A=float(g_shift[0]),
+            graphene_shift_y_A=float(g_shift[1]),
+        )
+    patch = Atoms(symbols=sym.tolist(), positions=pos, pbc=False)
+    coordination = coordination_numbers(patch, cutoffs_A)
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] < fov[0]) & (pos[:, 1] >= 0) & (pos[:, 1] < fov[1])
+    atoms = patch[inside]
+    atoms.cell = [fov[0], fov[1], top + vacuum]
+    atoms.pbc = True
+    return Sample(atoms=atoms, coordination=coordination[inside], field_A=fov, info=info)

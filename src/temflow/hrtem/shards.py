@@ -1,0 +1,195 @@
+"""HDF5 shards of HR-TEM images with labels: writer and reader (shared API).
+
+Layout of ``results/hrtem/{dataset}/shard_{k:04d}.h5``::
+
+    attrs:   sampling_A, field_of_view_A, classes (JSON list), defocus_offsets_A,
+             n_images, dataset, substrate, shard, shard_seed, image_frame,
+             software_versions (JSON), config (JSON of the parameters used)
+    images   (n, C, H, W) float32 focal series (counts per pixel), C = focal settings
+             in increasing-defocus order; frame: pixel [i, j] <-> (x = j*s, y = i*s)
+    image_{i:05d}/            one group per image
+        columns      compound (x_A f8, y_A f8, class i1); class indexes ``classes``
+        positions_A  (N, 3) undisplaced atom positions; numbers (N,); cell_A (3, 3)
+        sigmas_A     (N, 3) frozen-phonon sigmas (sx, sy, sz); coordination (N,)
+        attrs: every microscope parameter (energy_eV, defoci_A, Cs_A, ...), seed,
+               phonon_seed, and the sample's drawn values (rotation, vacancies, ...)
+
+Reading::
+
+    from temflow.hrtem.shards import open_dataset
+    ds = open_dataset(sorted(Path("results/hrtem/train_bare").glob("shard_*.h5")))
+    images, columns, meta = ds[0]     # (C, H, W) float32, DataFrame x_A/y_A/class, dict
+    ds.sampling_A, ds.classes, len(ds)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from temflow.errors import TemflowError
+from temflow.io import atomic_path
+
+COLUMN_DTYPE = np.dtype([("x_A", "f8"), ("y_A", "f8"), ("class", "i1")])
+IMAGE_FRAME = "pixel [i, j] samples x = j * sampling_A, y = i * sampling_A"
+
+
+@dataclass
+class ImageRecord:
+    """Everything stored for one image."""
+
+    images: np.ndarray  # (C, H, W) float32
+    columns: pd.DataFrame  # x_A, y_A, class
+    positions_A: np.ndarray
+    numbers: np.ndarray
+    cell_A: np.ndarray
+    sigmas_A: np.ndarray
+    coordination: np.ndarray
+    attrs: dict[str, Any]
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value, dtype=float)
+    return value
+
+
+def write_shard(path: str | Path, records: Sequence[ImageRecord], attrs: Mapping[str, Any]) -> None:
+    """Write ``records`` to ``path`` atomically (temp name + rename)."""
+    if not records:
+        raise TemflowError(f"refusing to write an empty shard {path}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        for key, value in attrs.items():
+            if isinstance(value, dict):
+                f.attrs[key] = json.dumps(value, sort_keys=True)
+            elif isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+                f.attrs[key] = json.dumps(list(value))
+            else:
+                f.attrs[key] = _attr(value)
+        f.attrs["n_images"] = len(records)
+        f.attrs["image_frame"] = IMAGE_FRAME
+        stack = np.stack([r.images for r in records]).astype(np.float32)
+        f.create_dataset("images", data=stack, chunks=(1, *stack.shape[1:]))
+        for i, r in enumerate(records):
+            g = f.create_group(f"image_{i:05d}")
+            cols = np.zeros(len(r.columns), dtype=COLUMN_DTYPE)
+            for name in COLUMN_DTYPE.names:
+                cols[name] = r.columns[name].to_numpy()
+            g.create_dataset("columns", data=cols)
+            g.create_dataset("positions_A", data=np.asarray(r.positions_A, dtype=float))
+            g.create_dataset("numbers", data=np.asarray(r.numbers, dtype=np.int16))
+            g.create_dataset("cell_A", data=np.asarray(r.cell_A, dtype=float))
+            g.create_dataset("sigmas_A", data=np.asarray(r.sigmas_A, dtype=float))
+            g.create_dataset("coordination", data=np.asarray(r.coordination, dtype=np.int16))
+            for key, value in r.attrs.items():
+                g.attrs[key] = _attr(value)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """File attributes of one shard (JSON attributes decoded)."""
+    with h5py.File(path, "r") as f:
+        return {k: _decode(v) for k, v in f.attrs.items()}
+
+
+class Dataset:
+    """Images and labels across one or more shards, indexed 0..len-1 in shard order.
+
+    ``ds[i] -> (images (C, H, W) float32, columns DataFrame[x_A, y_A, class], meta dict)``;
+    ``meta`` holds the image's microscope parameters, seeds and sample values, plus
+    ``shard`` (path) and ``index`` (within the shard). ``ds.atoms(i)`` returns the atoms,
+    ``ds.sigmas(i)`` the per-atom sigmas. Files are opened per access (fork/worker safe).
+    """
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise TemflowError("open_dataset needs at least one shard path")
+        self._index: list[tuple[int, int]] = []
+        self.attrs: list[dict[str, Any]] = []
+        for k, p in enumerate(self.paths):
+            if not p.is_file():
+                raise TemflowError(f"HR-TEM shard {p} does not exist")
+            a = read_attrs(p)
+            self.attrs.append(a)
+            self._index += [(k, i) for i in range(int(a["n_images"]))]
+        first = self.attrs[0]
+        for p, a in zip(self.paths, self.attrs, strict=True):
+            if a["sampling_A"] != first["sampling_A"] or list(a["classes"]) != list(
+                first["classes"]
+            ):
+                raise TemflowError(f"shard {p} differs from {self.paths[0]} in sampling or classes")
+        self.sampling_A: float = float(first["sampling_A"])
+        self.classes: tuple[str, ...] = tuple(first["classes"])
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _locate(self, i: int) -> tuple[Path, int]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        k, j = self._index[i]
+        return self.paths[k], j
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+        path, j = self._locate(i)
+        with h5py.File(path, "r") as f:
+            images = f["images"][j]
+            g = f[f"image_{j:05d}"]
+            cols = g["columns"][()]
+            meta = {k: _decode(v) for k, v in g.attrs.items()}
+        columns = pd.DataFrame(
+            {"x_A": cols["x_A"], "y_A": cols["y_A"], "class": cols["class"].astype(np.int64)}
+        )
+        meta.update(shard=str(path), index=j)
+        return images, columns, meta
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame, dict[str, Any]]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def _group(self, i: int, names: Sequence[str]) -> list[np.ndarray]:
+        path, j = self._locate(i)
+        with h5py.File(path, "r") as f:
+            g = f[f"image_{j:05d}"]
+            return [g[n][()] for n in names]
+
+    def atoms(self, i: int):
+        """The undisplaced atoms of image ``i`` as ``ase.Atoms``."""
+        from ase import Atoms
+
+        positions, numbers, cell = self._group(i, ["positions_A", "numbers", "cell_A"])
+        return Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
+
+    def sigmas(self, i: int) -> np.ndarray:
+        """Per-atom frozen-phonon sigmas (N, 3) in A of image ``i``."""
+        return self._group(i, ["sigmas_A"])[0]
+
+
+def open_dataset(paths: Sequence[str | Path] | str | Path) -> Dataset:
+    """Open shards (a list of files, one file, or a directory of ``shard_*.h5``)."""
+    if isinstance(paths, (str, Path)):
+        p = Path(paths)
+        paths = sorted(p.glob("shard_*.h5")) if p.is_dir() else [p]
+    return Dataset(list(paths))

@@ -1,0 +1,407 @@
+"""HR-TEM stage: labels, simulation frame and channel order, phonons, shards, bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from ase import Atoms
+from scipy.ndimage import maximum_filter, minimum_filter
+
+from temflow.errors import TemflowError
+from temflow.hrtem.columns import CLASSES, class_counts, find_columns, gaussian_targets
+from temflow.hrtem.generate import generate_shard, make_image, shard_sizes
+from temflow.hrtem.microscope import MicroscopeParams, sample_microscope
+from temflow.hrtem.samples import make_sample
+from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
+from temflow.hrtem.simulate import (
+    exit_focal_series,
+    frozen_phonons,
+    make_ctf,
+    simulate_image,
+)
+from temflow.md.structures import MOS2_A_A, MOS2_THICKNESS_A
+
+CUTOFFS = {"Mo-S": 2.9, "C-C": 1.8}
+VIB = pd.DataFrame(
+    {
+        "system": ["mos2_sheet"] * 3 + ["graphene"],
+        "element": ["Mo", "Mo", "S", "C"],
+        "coordination": [6, 5, 3, 3],
+        "sigma_xy": [0.05, 0.055, 0.07, 0.06],
+        "sigma_z": [0.06, 0.065, 0.09, 0.1],
+        "n_atoms": [10, 10, 10, 10],
+    }
+)
+MICROSCOPE = {
+    "energy_keV": [50, 50],
+    "defocus_offsets_A": [-50, 0, 50],
+    "defocus_centre_A": [0, 40],
+    "Cs_A": [0, 30],
+    "astigmatism_A": [0, 50],
+    "astigmatism_angle_rad": [0, 3.14159],
+    "focal_spread_A": [10, 40],
+    "semiangle_cutoff_mrad": [35, 50],
+    "dose_e_per_A2": [100, 10000],
+    "blur_sigma_A": [0, 0.2],
+    "mtf_floor": [0, 0.1],
+    "mtf_half_nyquist": [0.3, 0.6],
+    "mtf_power": [2, 3.5],
+}
+TINY = {
+    "sample": {
+        "field_of_view_A": [9.6, 9.6],
+        "s_vacancy_fraction": [0.05, 0.1],
+        "mo_vacancy_fraction": [0.0, 0.02],
+        "graphene_spacing_A": 3.3,
+        "vacuum_A": 1.0,
+    },
+    "microscope": MICROSCOPE,
+    "simulation": {
+        "n_configs": 2,
+        "potential_sampling_A": 0.1,
+        "slice_thickness_A": 1.0,
+        "output_sampling_A": 0.2,
+    },
+}
+
+
+def rect_mos2(nx: int, ny: int, vacuum_A: float = 1.0) -> Atoms:
+    """Hand-built 2H-MoS2 in an orthogonal a x a*sqrt(3) cell: 2 Mo and 2 S2 columns each."""
+    a, t = MOS2_A_A, MOS2_THICKNESS_A
+    b = a * np.sqrt(3)
+    z = vacuum_A + t / 2
+    positions, symbols = [], []
+    for i in range(nx):
+        for j in range(ny):
+            for fx, fy in ((0.0, 0.0), (0.5, 0.5)):
+                x, y = (i + fx) * a + 0.3, (j + fy) * b + 0.2
+                positions.append((x, y, z))
+                symbols.append("Mo")
+                for dz in (-t / 2, t / 2):
+                    positions.append((x + a / 2, y + b / 6, z + dz))
+                    symbols.append("S")
+    atoms = Atoms(
+        symbols, positions=positions, cell=[nx * a, ny * b, z + t / 2 + vacuum_A], pbc=True
+    )
+    atoms.wrap()
+    return atoms
+
+
+def fixed_params(defoci=(-30.0, 20.0, 70.0), **kw) -> MicroscopeParams:
+    values = dict(
+        energy_eV=50e3,
+        defoci_A=tuple(defoci),
+        Cs_A=14.29,
+        astigmatism_A=34.27,
+        astigmatism_angle_rad=0.4,
+        focal_spread_A=0.0,
+        semiangle_cutoff_mrad=40.0,
+        dose_e_per_A2=1e3,
+        blur_sigma_A=0.0,
+        mtf_floor=1.0,
+        mtf_half_nyquist=0.5,
+        mtf_power=2.0,
+    )
+    values.update(kw)
+    return MicroscopeParams(**values)
+
+
+# --- labels ------------------------------------------------------------------------------
+
+
+def test_hand_built_patch_column_counts():
+    atoms = rect_mos2(3, 2)
+    symbols = np.array(atoms.get_chemical_symbols())
+    del atoms[int(np.flatnonzero(symbols == "S")[4])]  # one S vacancy -> one S1 column
+    field = (atoms.cell[0, 0], atoms.cell[1, 1])
+    assert class_counts(find_columns(atoms, field)) == {"Mo": 12, "S2": 11, "S1": 1}
+    s_idx = np.flatnonzero(np.array(atoms.get_chemical_symbols()) == "S")
+    del atoms[[int(s_idx[0]), int(s_idx[1])]]  # both S of one column -> column gone
+    assert class_counts(find_columns(atoms, field)) == {"Mo": 12, "S2": 10, "S1": 1}
+
+
+def test_columns_outside_field_dropped_and_graphene_unlabelled():
+    atoms = rect_mos2(3, 2)
+    field = (atoms.cell[0, 0] / 2, atoms.cell[1, 1])
+    cols = find_columns(atoms, field)
+    assert (cols["x_A"] < field[0]).all() and len(cols) < 24
+    sample = make_sample(TINY["sample"], "graphene", np.random.default_rng(3), CUTOFFS)
+    symbols = np.array(sample.atoms.get_chemical_symbols())
+    cols = find_columns(sample.atoms, sample.field_A)
+    n_mo = int((symbols == "Mo").sum())
+    assert (symbols == "C").sum() > 0 and class_counts(cols)["Mo"] == n_mo
+
+
+def test_sample_vacancies_and_cell():
+    params = {**TINY["sample"], "s_vacancy_fraction": [0.5, 0.5], "mo_vacancy_fraction": [0.0, 0.0]}
+    sample = make_sample(params, "none", np.random.default_rng(0), CUTOFFS)
+    atoms = sample.atoms
+    assert np.allclose(atoms.cell, np.diag([9.6, 9.6, atoms.cell[2, 2]]))
+    assert atoms.positions[:, :2].min() >= 0 and (atoms.positions[:, 0] < 9.6).all()
+    counts = class_counts(find_columns(atoms, sample.field_A))
+    n_s = int((np.array(atoms.get_chemical_symbols()) == "S").sum())
+    assert n_s == 2 * counts["S2"] + counts["S1"]
+    assert counts["S1"] > 0 and counts["S2"] > 0  # p = 0.5: both kinds present
+
+
+def test_gaussian_targets_peak_at_columns():
+    cols = pd.DataFrame({"x_A": [1.0, 3.0], "y_A": [2.0, 0.5], "class": [0, 2]})
+    t = gaussian_targets(cols, (40, 50), sampling_A=0.1)
+    assert t.shape == (len(CLASSES), 40, 50) and t.dtype == np.float32
+    assert t[0, 20, 10] == pytest.approx(1.0) and t[2, 5, 30] == pytest.approx(1.0)
+    assert t[1].max() == 0 and t[0, 5, 30] < 1e-6
+
+
+# --- simulation --------------------------------------------------------------------------
+
+
+def test_mo_columns_are_image_extrema_in_label_frame():
+    """Zero sigmas, no noise, Cs = 0: at -10 A defocus Mo columns are bright maxima, at
+    +10 A dark minima; the extremum nearest every Mo column lies within 0.2 A of it."""
+    params = {
+        **TINY["sample"],
+        "field_of_view_A": [12.8, 12.8],
+        "s_vacancy_fraction": [0.0, 0.0],
+        "mo_vacancy_fraction": [0.0, 0.0],
+    }
+    sample = make_sample(params, "none", np.random.default_rng(11), CUTOFFS)
+    atoms = sample.atoms
+    assert 0.1 < sample.info["mos2_angle_rad"] % (np.pi / 3) < np.pi / 3 - 0.1  # rotated
+    cols = find_columns(atoms, sample.field_A)
+    mp = fixed_params(defoci=(-10.0, 10.0), Cs_A=0.0, astigmatism_A=0.0, semiangle_cutoff_mrad=60.0)
+    images = simulate_image(
+        atoms,
+        np.zeros((len(atoms), 3)),
+        mp,
+        n_configs=1,
+        seed=0,
+        potential_sampling_A=0.05,
+        slice_thickness_A=1.0,
+        output_sampling_A=0.05,
+        rng=None,
+    )
+    mo = cols[
+        (cols["class"] == 0) & cols["x_A"].between(1.5, 11.3) & cols["y_A"].between(1.5, 11.3)
+    ]
+    assert len(mo) >= 8
+    for image, extremum in ((images[0], maximum_filter), (images[1], minimum_filter)):
+        peaks = np.argwhere(image == extremum(image, size=15, mode="wrap"))
+        peaks_xy = peaks[:, ::-1] * 0.05  # (row, col) -> (x, y)
+        for x, y in zip(mo["x_A"], mo["y_A"], strict=True):
+            d = np.hypot(peaks_xy[:, 0] - x, peaks_xy[:, 1] - y).min()
+            assert d < 0.2, f"Mo column ({x:.2f}, {y:.2f}): nearest extremum {d:.2f} A away"
+
+
+def test_channel_order_and_defocus_sign_match_direct_abtem():
+    import abtem
+
+    params = {**TINY["sample"], "field_of_view_A": [6.4, 6.4]}
+    atoms = make_sample(params, "none", np.random.default_rng(2), CUTOFFS).atoms
+    mp = fixed_params(focal_spread_A=20.0)
+    series = exit_focal_series(
+        atoms,
+        np.zeros((len(atoms), 3)),
+        mp,
+        n_configs=1,
+        seed=1,
+        potential_sampling_A=0.1,
+        slice_thickness_A=1.0,
+    )
+    assert series.shape[0] == 3
+    with abtem.config.set({"diagnostics.progress_bar": False}):
+        pot = abtem.Potential(
+            atoms,
+            sampling=0.1,
+            slice_thickness=1.0,
+            parametrization="lobato",
+            projection="infinite",
+        )
+        exit_wave = abtem.PlaneWave(energy=50e3).multislice(pot).compute()
+        direct = []
+        for d in mp.defoci_A:
+            ctf = abtem.CTF(
+                energy=50e3,
+                defocus=d,
+                Cs=mp.Cs_A,
+                astigmatism=mp.astigmatism_A,
+                astigmatism_angle=mp.astigmatism_angle_rad,
+                focal_spread=20.0,
+                semiangle_cutoff=mp.semiangle_cutoff_mrad,
+            )
+            direct.append(exit_wave.apply_ctf(ctf).intensity().compute().array)
+    for c, ref in enumerate(direct):
+        assert np.abs(series[c] - ref).max() / np.abs(ref).max() < 1e-3
+    assert np.abs(series[0] - direct[2]).max() / np.abs(direct[2]).max() > 1e-2
+    # Through the full pipeline (MTF = 1, no blur, no noise): transposed, dose-scaled.
+    images = simulate_image(
+        atoms, np.zeros((len(atoms), 3)), mp, 1, 1, 0.1, 1.0, output_sampling_A=0.1, rng=None
+    )
+    for c, ref in enumerate(direct):
+        np.testing.assert_allclose(images[c], ref.T * 1e3 * 0.01, rtol=2e-3, atol=1e-3)
+    with pytest.raises(TemflowError, match="increasing"):
+        make_ctf(fixed_params(defoci=(20.0, -30.0)))
+
+
+def test_per_atom_sigmas_reach_frozen_phonons():
+    atoms = rect_mos2(2, 1)
+    zero = [c.positions for c in frozen_phonons(atoms, np.zeros((len(atoms), 3)), 3, 5)]
+    assert all(np.array_equal(zero[0], p) for p in zero[1:])
+    sig = np.zeros((len(atoms), 3))
+    sig[4] = (0.0, 0.0, 0.1)  # only atom 4 moves, and only along z
+    moved = [c.positions for c in frozen_phonons(atoms, sig, 3, 5)]
+    assert not np.array_equal(moved[0], moved[1])
+    diff = np.abs(moved[0] - atoms.positions)
+    assert diff[4, 2] > 0 and np.count_nonzero(diff) == 1
+    # And the images see them: vibrating configurations blur the mean image.
+    mp = fixed_params()
+    a = exit_focal_series(atoms, np.zeros((len(atoms), 3)), mp, 2, 5, 0.1, 1.0)
+    b = exit_focal_series(atoms, np.full((len(atoms), 3), 0.1), mp, 2, 5, 0.1, 1.0)
+    assert np.abs(a - b).max() > 1e-3
+
+
+def test_microscope_defaults_contain_seed_values():
+    schema = yaml.safe_load(open("config/schema.yaml"))["properties"]["hrtem"]["properties"]
+    m = {k: v["default"] for k, v in schema["microscope"]["properties"].items()}
+    assert m["energy_keV"][0] <= 50 <= m["energy_keV"][1]
+    assert m["Cs_A"][0] <= 14.29 <= m["Cs_A"][1]
+    assert m["astigmatism_A"][0] <= 34.27 <= m["astigmatism_A"][1]
+    offsets = np.array(m["defocus_offsets_A"])
+    centre = 20 - offsets[1]
+    assert m["defocus_centre_A"][0] <= centre <= m["defocus_centre_A"][1]
+    assert list(centre + offsets) == [-30, 20, 70]
+    assert m["dose_e_per_A2"][0] <= 1e2 and m["dose_e_per_A2"][1] >= 1e4
+    p = sample_microscope(m, np.random.default_rng(0))
+    assert np.all(np.diff(p.defoci_A) > 0) and m["dose_e_per_A2"][0] <= p.dose_e_per_A2
+
+
+# --- shards ------------------------------------------------------------------------------
+
+
+def _read_everything(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        out["attrs"] = {k: v for k, v in f.attrs.items() if k != "software_versions"}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+            out[name + "@attrs"] = dict(obj.attrs)
+
+        f.visititems(visit)
+    return out
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], dict):
+            _assert_same(a[k], b[k])
+        else:
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
+
+
+def test_same_seed_same_shard_and_round_trip(tmp_path):
+    paths = [tmp_path / f"r{i}" / "shard_0000.h5" for i in range(3)]
+    for path, seed in zip(paths, (4, 4, 5), strict=True):
+        generate_shard(path, TINY, "train_graphene", "graphene", 0, 2, seed, VIB, CUTOFFS)
+    first, second, other = (_read_everything(p) for p in paths)
+    _assert_same(first, second)
+    assert not np.array_equal(first["images"], other["images"])
+
+    ds = open_dataset([paths[0], paths[1]])
+    assert len(ds) == 4 and ds.sampling_A == 0.2 and ds.classes == CLASSES
+    images, cols, meta = ds[3]
+    assert images.shape == (3, 48, 48) and images.dtype == np.float32
+    assert list(cols.columns) == ["x_A", "y_A", "class"]
+    # Each image is reproducible from its stored seed alone.
+    again = make_image(TINY, "graphene", meta["seed"], VIB, CUTOFFS)
+    np.testing.assert_array_equal(again.images, images)
+    pd.testing.assert_frame_equal(again.columns, cols, check_dtype=False)
+    np.testing.assert_array_equal(ds.atoms(3).positions, again.positions_A)
+    np.testing.assert_array_equal(ds.sigmas(3), again.sigmas_A)
+    assert meta["defoci_A"] == list(again.attrs["defoci_A"])
+
+
+def test_reader_round_trip_exact(tmp_path):
+    rec = ImageRecord(
+        images=np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4),
+        columns=pd.DataFrame({"x_A": [0.5, 1.25], "y_A": [0.1, 2.0], "class": [2, 0]}),
+        positions_A=np.ones((2, 3)),
+        numbers=np.array([42, 16]),
+        cell_A=np.eye(3),
+        sigmas_A=np.full((2, 3), 0.07),
+        coordination=np.array([6, 3]),
+        attrs={"seed": 9, "defoci_A": [1.0, 2.0], "substrate": "none"},
+    )
+    path = tmp_path / "shard_0000.h5"
+    write_shard(path, [rec, rec], {"sampling_A": 0.1, "classes": list(CLASSES)})
+    ds = open_dataset(tmp_path)
+    images, cols, meta = ds[1]
+    np.testing.assert_array_equal(images, rec.images)
+    pd.testing.assert_frame_equal(cols, rec.columns)
+    assert meta["seed"] == 9 and meta["defoci_A"] == [1.0, 2.0] and meta["substrate"] == "none"
+    assert [p.name for p in tmp_path.iterdir()] == ["shard_0000.h5"]  # no temp left
+    with pytest.raises(IndexError):
+        ds[2]
+
+
+def test_shard_sizes():
+    assert shard_sizes(5, 2) == [2, 2, 1] and shard_sizes(4, 2) == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "match"),
+    [
+        ("microscope", "defocus_offsets_A", [], "defocus_offsets_A is empty"),
+        ("microscope", "defocus_offsets_A", [0, 0, 50], "strictly increasing"),
+        ("microscope", "dose_e_per_A2", [0, 100], "dose_e_per_A2"),
+        ("simulation", "output_sampling_A", 0.05, "finer than"),
+        ("sample", "s_vacancy_fraction", [0.2, 0.1], "s_vacancy_fraction"),
+    ],
+)
+def test_bad_config_leaves_no_shard(tmp_path, section, key, value, match):
+    cfg = copy.deepcopy(TINY)
+    cfg[section][key] = value
+    path = tmp_path / "shard_0000.h5"
+    with pytest.raises(TemflowError, match=match):
+        generate_shard(path, cfg, "val_bare", "none", 0, 1, 1, VIB, CUTOFFS)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_vibration_element_leaves_no_shard(tmp_path):
+    path = tmp_path / "shard_0000.h5"
+    with pytest.raises(TemflowError, match="element 'C'"):
+        generate_shard(
+            path, TINY, "val_graphene", "graphene", 0, 1, 1, VIB[VIB.element != "C"], CUTOFFS
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- end to end (config/test.yaml) -------------------------------------------------------
+
+
+def test_workflow_hrtem_shards(workflow_results, test_config):
+    hr = test_config["hrtem"]
+    for name, spec in hr["datasets"].items():
+        shards = sorted((workflow_results / "hrtem" / name).glob("shard_*.h5"))
+        assert len(shards) == -(-spec["n_images"] // hr["images_per_shard"])
+        ds = open_dataset(shards)
+        assert len(ds) == spec["n_images"]
+        fov = hr["sample"]["field_of_view_A"]
+        n_px = round(fov[0] / hr["simulation"]["output_sampling_A"])
+        seeds = set()
+        for images, cols, meta in ds:
+            assert images.shape == (len(hr["microscope"]["defocus_offsets_A"]), n_px, n_px)
+            assert np.isfinite(images).all() and images.std() > 0
+            assert np.all(np.diff(meta["defoci_A"]) > 0)
+            assert meta["substrate"] == spec["substrate"]
+            assert cols["x_A"].between(0, fov[0]).all() and cols["y_A"].between(0, fov[1]).all()
+            assert (cols["class"] == 0).sum() > 0
+            seeds.add(meta["seed"])
+        assert len(seeds) == len(ds)
+    assert (workflow_results / "figures" / "hrtem_examples.png").stat().st_size > 0

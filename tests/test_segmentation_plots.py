@@ -1,0 +1,55 @@
+"""F1 summary table values and the segmentation figures on constructed data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from temflow.evaluation import match_columns
+from temflow.plots.segmentation import f1_summary, plot_detections, plot_f1_histograms
+
+
+def _tables() -> dict[tuple[str, str], pd.DataFrame]:
+    def t(f1):
+        f1 = np.asarray(f1, float)
+        return pd.DataFrame({"f1": f1, "precision": f1, "recall": f1, "f1_Mo": f1 * 0 + 1})
+
+    return {
+        ("msdnet", "bare"): t([1.0, 0.9, 0.8]),
+        ("unet", "bare"): t([0.5, 1.0]),
+        ("msdnet", "graphene"): t([0.7, 0.9, 1.0, 1.0]),
+        ("unet", "graphene"): t([0.6]),
+    }
+
+
+def test_f1_summary_values() -> None:
+    s = f1_summary(_tables()).set_index(["network", "substrate"])
+    assert s.loc[("msdnet", "bare"), "mean_f1"] == pytest.approx(0.9)
+    assert s.loc[("msdnet", "bare"), "median_f1"] == pytest.approx(0.9)
+    assert s.loc[("msdnet", "graphene"), "median_f1"] == pytest.approx(0.95)
+    assert s.loc[("unet", "graphene"), "n_images"] == 1
+    assert s.loc[("unet", "bare"), "mean_f1_Mo"] == 1.0
+
+
+def test_figures_written(tmp_path) -> None:
+    plot_f1_histograms(_tables(), tmp_path / "h.png", dpi=40)
+    true_xy = np.array([[1.0, 1.0], [2.0, 2.0]])
+    true_cls = np.array([0, 1])
+    pred_xy = np.array([[1.1, 1.0], [3.0, 0.5]])
+    pred_cls = np.array([0, 2])
+    res = match_columns(pred_xy, pred_cls, true_xy, true_cls, ("Mo", "S2", "S1"))
+    det = {"msdnet": (pred_xy, pred_cls, res.false_positives(), res.misses())}
+    plot_detections(
+        np.random.default_rng(0).random((3, 40, 40)),
+        0.1,
+        true_xy,
+        true_cls,
+        det,
+        ("Mo", "S2", "S1"),
+        tmp_path / "d.png",
+        defoci_A=[-30, 20, 70],
+        dpi=40,
+    )
+    for name in ("h.png", "h.pdf", "d.png", "d.pdf"):
+        assert (tmp_path / name).stat().st_size > 1000

@@ -1,0 +1,75 @@
+"""End-to-end assertions on the segmentation stage of the config/test.yaml workflow run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from temflow.hrtem.shards import open_dataset
+
+NETS, SUBSTRATES = ("msdnet", "unet"), ("bare", "graphene")
+
+
+@pytest.mark.workflow
+def test_models_and_cards(workflow_results, test_config) -> None:
+    seg = test_config["segmentation"]
+    for net in NETS:
+        for sub in SUBSTRATES:
+            card = json.loads((workflow_results / "models" / f"{net}_{sub}.json").read_text())
+            assert card["classes"] == ["Mo", "S2", "S1"] and card["in_channels"] == 3
+            assert card["architecture"]["class"] == {"msdnet": "MSDNet", "unet": "UNet"}[net]
+            for key, value in seg[net].items():
+                assert card["architecture"]["args"][key] == value
+            assert card["training"]["epochs"] == seg["training"]["epochs"]
+            assert card["target_width_A"] == seg["target_width_A"]
+            train = seg["datasets"][sub]["train"]
+            assert all(f"/hrtem/{train}/" in p for p in card["data"]["train"])
+            assert all(len(h) == 64 for h in card["data"]["train"].values())
+            assert "torch" in card["software_versions"]
+            blob = torch.load(workflow_results / "models" / f"{net}_{sub}.pt", weights_only=True)
+            assert blob["card"] == card
+            metrics = pd.read_csv(workflow_results / "models" / f"{net}_{sub}_metrics.csv")
+            assert len(metrics) == card["metrics"]["epochs_run"] >= 1
+
+
+@pytest.mark.workflow
+def test_evaluation_tables(workflow_results, test_config) -> None:
+    hr = test_config["hrtem"]["datasets"]
+    seg = test_config["segmentation"]
+    for net in NETS:
+        for sub in SUBSTRATES:
+            table = pd.read_csv(workflow_results / "eval" / f"{net}_{sub}.csv")
+            val = seg["datasets"][sub]["val"]
+            assert len(table) == hr[val]["n_images"]
+            for col in ("precision", "recall", "f1", "f1_Mo", "f1_S2", "f1_S1"):
+                assert table[col].between(0, 1).all()
+            assert (table["tp"] <= table[["n_true", "n_pred"]].min(axis=1)).all()
+            assert (
+                table["n_true"] == table[["n_true_Mo", "n_true_S2", "n_true_S1"]].sum(axis=1)
+            ).all()
+            # Truth counts equal the labelled columns inside the evaluation border.
+            ds = open_dataset(sorted((workflow_results / "hrtem" / val).glob("shard_*.h5")))
+            _, cols, _ = ds[0]
+            assert table["n_true"].iloc[0] <= len(cols)
+            f1 = 2 * table["tp"] / (table["n_true"] + table["n_pred"])
+            pd.testing.assert_series_equal(
+                table["f1"], f1.fillna(1.0), check_names=False, check_dtype=False, atol=1e-5
+            )
+
+
+@pytest.mark.workflow
+def test_summary_and_figures(workflow_results) -> None:
+    summary = pd.read_csv(workflow_results / "eval" / "f1_summary.csv")
+    assert sorted(zip(summary["network"], summary["substrate"], strict=True)) == sorted(
+        (n, s) for n in NETS for s in SUBSTRATES
+    )
+    for _, row in summary.iterrows():
+        table = pd.read_csv(workflow_results / "eval" / f"{row.network}_{row.substrate}.csv")
+        assert row["mean_f1"] == pytest.approx(table["f1"].mean(), abs=1e-5)
+        assert row["median_f1"] == pytest.approx(table["f1"].median(), abs=1e-5)
+    for name in ("f1_histograms", "detections"):
+        for ext in ("png", "pdf"):
+            assert (workflow_results / "figures" / f"{name}.{ext}").stat().st_size > 1000

@@ -1,0 +1,99 @@
+# Segmentation stage: train MSD-net and U-net per substrate on the HR-TEM shards,
+# evaluate per validation image (peaks -> matching -> F1), figures and summary table.
+
+
+rule segmentation_train:
+    input:
+        train=lambda wc: seg_shards(wc.substrate, "train"),
+        val=lambda wc: seg_shards(wc.substrate, "val"),
+    output:
+        model=SEG_MODEL,
+        card=SEG_CARD,
+        metrics=results("models", "{net}_{substrate}_metrics.csv"),
+    log:
+        log_path("segmentation_train", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_train", "{net}", "{substrate}")
+    wildcard_constraints:
+        net="msdnet|unet",
+        substrate="bare|graphene",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=SEG["runtime_min"],
+        gpu=1,
+    params:
+        arch=lambda wc: SEG[wc.net],
+        training=SEG["training"],
+        target_width_A=SEG["target_width_A"],
+        crop_px=SEG["crop_px"],
+        training_val_images=SEG["training_val_images"],
+        device=DEVICE,
+        master_seed=MASTER_SEED,
+        work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),
+    script:
+        "../scripts/segmentation_train.py"
+
+
+rule segmentation_evaluate:
+    input:
+        model=SEG_MODEL,
+        val=lambda wc: seg_shards(wc.substrate, "val"),
+    output:
+        csv=SEG_EVAL,
+    log:
+        log_path("segmentation_evaluate", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_evaluate", "{net}", "{substrate}")
+    wildcard_constraints:
+        net="msdnet|unet",
+        substrate="bare|graphene",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        peak_threshold=SEG["peak_threshold"],
+        min_separation_A=SEG["min_separation_A"],
+        match_radius_A=SEG["match_radius_A"],
+        border_A=SEG["border_A"],
+        device=DEVICE,
+    script:
+        "../scripts/segmentation_evaluate.py"
+
+
+rule segmentation_figures:
+    input:
+        evals=SEG_EVALS,
+        models=SEG_MODELS,
+        val=seg_shards(SEG["figure"]["substrate"], "val"),
+    output:
+        histograms=results("figures", "f1_histograms.png"),
+        detections=results("figures", "detections.png"),
+        summary=results("eval", "f1_summary.csv"),
+    log:
+        log_path("segmentation_figures"),
+    benchmark:
+        bench_path("segmentation_figures")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        networks=SEG["networks"],
+        substrates=SEG["substrates"],
+        figure_substrate=SEG["figure"]["substrate"],
+        figure_image=SEG["figure"]["image"],
+        peak_threshold=SEG["peak_threshold"],
+        min_separation_A=SEG["min_separation_A"],
+        match_radius_A=SEG["match_radius_A"],
+        border_A=SEG["border_A"],
+        dpi=PLOTS["dpi"],
+    script:
+        "../scripts/segmentation_figures.py"

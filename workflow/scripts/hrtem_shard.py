@@ -1,0 +1,33 @@
+"""One HR-TEM shard: simulate n_images focal series with labels into an HDF5 file."""
+
+from temflow.hrtem.generate import generate_shard
+from temflow.hrtem.simulate import resolve_device
+from temflow.md.vibrations import read_vibrations
+from temflow.workflow import script_context
+
+with script_context(snakemake) as log:  # noqa: F821
+    sm = snakemake  # noqa: F821
+    p = sm.params
+    device = resolve_device(p.device)
+    dataset, shard = sm.wildcards.dataset, int(sm.wildcards.shard)
+    log.info(
+        "%s shard %d: %d images on %s (substrate %s)",
+        dataset,
+        shard,
+        p.n_images,
+        device,
+        p.substrate,
+    )
+    hrtem = {"sample": p.sample, "microscope": p.microscope, "simulation": p.simulation}
+    generate_shard(
+        sm.output.h5,
+        hrtem,
+        dataset=dataset,
+        substrate=p.substrate,
+        shard=shard,
+        n_images=p.n_images,
+        master_seed=p.master_seed,
+        vibrations=read_vibrations(sm.input.vibrations),
+        cutoffs_A=p.cutoffs_A,
+        device=device,
+    )
