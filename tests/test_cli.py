@@ -342,3 +342,289 @@ def test_classify_end_to_end_matches_workflow_evaluation(workflow_results, tmp_p
     np.testing.assert_allclose(res[cols].to_numpy(), ref[cols].to_numpy(), atol=1e-4)
     assert (res.predicted_class == ref.predicted_class).mean() > 0.98
     assert fig.is_file()
+
+
+# =========================================================================== segment
+from temflow.apply.images import read_focal_series, resample  # noqa: E402
+from temflow.apply.segment import predict_tiled  # noqa: E402
+from temflow.models import MSDNet, UNet  # noqa: E402
+from temflow.segmentation.data import normalise  # noqa: E402
+
+S = 0.2  # model sampling (A/px) of the test segmentation models
+SEG_CLASSES = ["Mo", "S2", "S1"]
+BLOBS_A = np.array([[3.0, 4.0], [12.8, 6.0], [6.0, 12.7], [15.0, 15.0]])  # (x_A, y_A)
+
+
+def blob_series(shape: tuple[int, int], sampling: float, sigma_A: float = 0.5) -> np.ndarray:
+    """(3, H, W) focal series of Gaussian 'columns' at BLOBS_A (different heights per
+    channel), rendered analytically at ``sampling``."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w] * sampling
+    img = sum(np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma_A**2)) for x, y in BLOBS_A)
+    return np.stack([img * (1 + 0.3 * c) + 0.1 * c for c in range(3)]).astype(np.float32)
+
+
+def _peaked(model: torch.nn.Module) -> torch.nn.Module:
+    """Random network whose output maps follow the input: the final 1x1 layer passes the
+    normalised input channels through, plus small random contributions of every feature."""
+    with torch.no_grad():
+        if isinstance(model, MSDNet):
+            model.final.weight.mul_(0.05)
+            model.final.weight[:, :3, 0, 0] += 0.3 * torch.eye(3)
+        else:
+            model.head.weight.mul_(0.05)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def seg_models(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("segmodels")
+    paths = {}
+    for name, build in (("msdnet", lambda: MSDNet(3, 3, depth=10, width=1)),
+                        ("unet", lambda: UNet(3, 3, depth=2, base_width=4))):  # fmt: skip
+        torch.manual_seed(0)
+        model = _peaked(build())
+        card = {"network": name, "substrate": "bare", "classes": SEG_CLASSES,
+                "in_channels": 3, "sampling_A": S}  # fmt: skip
+        paths[name] = d / f"{name}_bare.pt"
+        save_model(paths[name], model, card)
+    return paths
+
+
+def seg_args(inputs, out: Path, model: Path, *extra) -> list[str]:
+    files = [str(p) for p in (inputs if isinstance(inputs, list) else [inputs])]
+    return ["segment", *files, "-o", str(out), "--model", str(model), "--device", "cpu",
+            *map(str, extra)]  # fmt: skip
+
+
+def test_tiles_do_not_change_the_maps(seg_models):
+    """Whole image vs tiles of several sizes (MSD-net and U-net): the same maps, so a
+    column on a tile border is found where the whole-image pass finds it."""
+    image = normalise(blob_series((90, 100), S))
+    dev = torch.device("cpu")
+    for name, path in seg_models.items():
+        from temflow.apply.segment import load_segmenter
+
+        model, _ = load_segmenter(path)
+        whole = predict_tiled(model, image, dev, tile_px=1000)
+        for tile in (32, 40, 64):  # x = 12.8 A = px 64: on a tile border for 32 and 64
+            tiled = predict_tiled(model, image, dev, tile_px=tile)
+            np.testing.assert_allclose(tiled, whole, atol=2e-5, err_msg=f"{name} tile {tile}")
+        # without context the border shows: the test can fail
+        bare = predict_tiled(model, image, dev, tile_px=32, margin_px=0)
+        assert np.abs(bare - whole).max() > 1e-4  # 5x the tolerance above
+
+
+def test_segment_column_on_tile_border(tmp_path, seg_models):
+    np.save(tmp_path / "s.npy", blob_series((90, 100), S))
+    found = {}
+    for tile in (1000, 32):  # column at x = 12.8 A = px 64 sits on a 32-px tile border
+        out = tmp_path / f"t{tile}.csv"
+        args = seg_args(tmp_path / "s.npy", out, seg_models["msdnet"], "--sampling", S,
+                        "--tile", tile)  # fmt: skip
+        assert run_cli(*args) == 0
+        found[tile] = pd.read_csv(out)
+    pd.testing.assert_frame_equal(found[32], found[1000], atol=1e-4)
+    mo = found[32][found[32]["class"] == "Mo"]
+    d = np.hypot(mo.x_A.to_numpy()[:, None] - 12.8, mo.y_A.to_numpy()[:, None] - 6.0)
+    assert d.min() < 0.05  # the border column is found at its place
+
+
+def _write_formats(tmp_path: Path, series: np.ndarray, sampling: float) -> dict[str, list[Path]]:
+    import h5py
+    import tifffile
+
+    files: dict[str, list[Path]] = {}
+    res = (1 / (sampling / 10), 1 / (sampling / 10))  # pixels per nm
+    p = tmp_path / "series.tif"
+    tifffile.imwrite(p, series, imagej=True, resolution=res, metadata={"unit": "nm"})
+    files["multipage_tiff"] = [p]
+    singles = []
+    for c in range(3):
+        q = tmp_path / f"focus_{c}.tif"
+        tifffile.imwrite(q, series[c], imagej=True, resolution=res, metadata={"unit": "nm"})
+        singles.append(q)
+    files["single_tiffs"] = singles
+    np.save(tmp_path / "series.npy", series)
+    files["npy"] = [tmp_path / "series.npy"]
+    with h5py.File(tmp_path / "shard_0000.h5", "w") as f:  # the pipeline's shard layout
+        f.create_dataset("images", data=series[None])
+        f.attrs["sampling_A"] = sampling
+        f.attrs["n_images"] = 1
+    files["shard"] = [tmp_path / "shard_0000.h5"]
+    from rsciio.emd import file_writer
+
+    axes = [
+        {"name": "focus", "units": "", "index_in_array": 0, "navigate": True, "size": 3, "offset": 0, "scale": 1},
+        {"name": "y", "units": "nm", "index_in_array": 1, "navigate": False, "size": series.shape[1],
+         "offset": 0, "scale": sampling / 10},
+        {"name": "x", "units": "nm", "index_in_array": 2, "navigate": False, "size": series.shape[2],
+         "offset": 0, "scale": sampling / 10},
+    ]  # fmt: skip
+    file_writer(
+        str(tmp_path / "series.emd"),
+        {
+            "data": series,
+            "axes": axes,
+            "metadata": {"General": {"title": "focal series"}, "Signal": {}},
+            "original_metadata": {},
+        },
+    )
+    files["emd"] = [tmp_path / "series.emd"]
+    return files
+
+
+def test_every_image_format_gives_the_same_columns(tmp_path, seg_models):
+    """Each format written here and read back through the command. DM3/DM4 and SER are
+    read-only in rosettasciio (no writer), so those formats cannot be written by a test."""
+    series = blob_series((90, 100), S)
+    files = _write_formats(tmp_path, series, S)
+    results = {}
+    for fmt, paths in files.items():
+        out = tmp_path / f"{fmt}.csv"
+        extra = ["--sampling", S] if fmt == "npy" else []
+        assert run_cli(*seg_args(paths, out, seg_models["msdnet"], *extra)) == 0, fmt
+        results[fmt] = pd.read_csv(out)
+        got = read_focal_series(paths, S if fmt == "npy" else None)
+        assert got.sampling_A == pytest.approx(S, rel=1e-5), fmt
+        np.testing.assert_allclose(got.images[0], series, rtol=1e-6, err_msg=fmt)
+    ref = results["npy"]
+    assert len(ref) >= len(BLOBS_A)
+    for fmt, table in results.items():
+        pd.testing.assert_frame_equal(table, ref, atol=1e-4, obj=fmt)
+
+
+def test_dm_and_ser_cannot_be_written_by_rosettasciio():
+    import rsciio.digitalmicrograph as dm
+    import rsciio.tia as tia
+
+    if hasattr(dm, "file_writer") or hasattr(tia, "file_writer"):
+        pytest.fail("rosettasciio can now write DM/SER: add them to the format test")
+    pytest.skip("rosettasciio has no writer for .dm3/.dm4/.ser; read path untested here")
+
+
+def test_resampling_to_the_model_sampling(tmp_path, seg_models):
+    """The same columns imaged at half the model's pixel size are found at the same
+    Angstrom positions after resampling."""
+    coarse, fine = blob_series((90, 100), S), blob_series((179, 199), S / 2)
+    assert resample(fine, S / 2, S).shape == coarse.shape
+    np.testing.assert_allclose(resample(fine, S / 2, S), coarse, atol=0.03)
+    tables = []
+    for k, (img, s) in enumerate(((coarse, S), (fine, S / 2))):
+        np.save(tmp_path / f"{k}.npy", img)
+        out = tmp_path / f"{k}.csv"
+        assert run_cli(*seg_args(tmp_path / f"{k}.npy", out, seg_models["msdnet"],
+                                 "--sampling", s)) == 0  # fmt: skip
+        tables.append(pd.read_csv(out).query("`class` == 'Mo'"))
+    for x, y in BLOBS_A:
+        for t in tables:
+            assert np.hypot(t.x_A - x, t.y_A - y).min() < 0.05
+
+
+def _seg_bad(tmp_path, capsys, inputs, model, match, *extra):
+    out = tmp_path / "cols.csv"
+    code = run_cli(*seg_args(inputs, out, model, "--overlay", tmp_path / "ov.png", *extra))
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err.startswith("temflow: error: ") and "\n" not in err
+    assert match in err, err
+    assert not out.exists() and not (tmp_path / "ov.png").exists()
+
+
+def test_segment_bad_inputs(tmp_path, seg_models, capsys, monet_dir):
+    import tifffile
+
+    m = seg_models["msdnet"]
+    series = blob_series((40, 44), S)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    _seg_bad(tmp_path, capsys, tmp_path / "empty.npy", m, "empty.npy: file is empty")
+    (tmp_path / "junk.tif").write_bytes(b"not a tiff at all" * 20)
+    _seg_bad(tmp_path, capsys, tmp_path / "junk.tif", m, "junk.tif: cannot read the file")
+    _seg_bad(tmp_path, capsys, tmp_path / "gone.npy", m, "gone.npy: image file not found")
+    np.save(tmp_path / "four.npy", np.concatenate([series, series[:1]]))
+    _seg_bad(tmp_path, capsys, tmp_path / "four.npy", m,
+             "four.npy: expected 3 images (channels)", "--sampling", S)  # fmt: skip
+    tifffile.imwrite(tmp_path / "two.tif", series[:2])
+    _seg_bad(tmp_path, capsys, tmp_path / "two.tif", m, "expected 3 images", "--sampling", S)
+    np.save(tmp_path / "one.npy", series[0])
+    _seg_bad(tmp_path, capsys, tmp_path / "one.npy", m, "one 2-D image", "--sampling", S)
+    nan = series.copy()
+    nan[1, 5, 7] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    _seg_bad(tmp_path, capsys, tmp_path / "nan.npy", m,
+             "nan.npy: 1 NaN or infinite pixel(s) (first: image 0, channel 1, pixel [5, 7])",
+             "--sampling", S)  # fmt: skip
+    inf = series.copy()
+    inf[2, 0, 0] = -np.inf
+    np.save(tmp_path / "inf.npy", inf)
+    _seg_bad(tmp_path, capsys, tmp_path / "inf.npy", m, "NaN or infinite", "--sampling", S)
+    np.save(tmp_path / "ok.npy", series)
+    _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", m, "ok.npy: the file has no pixel size")
+    # model cards that do not match the input or are not segmentation models
+    _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", monet_dir / "monet_classify.pt",
+             "is not a segmentation network", "--sampling", S)  # fmt: skip
+    torch.manual_seed(0)
+    one = tmp_path / "m1" / "msdnet_gray.pt"
+    save_model(one, MSDNet(1, 3, depth=4), {"classes": SEG_CLASSES, "in_channels": 1,
+                                              "sampling_A": S})  # fmt: skip
+    _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", one, "ok.npy: expected 1 images",
+             "--sampling", S)  # fmt: skip
+    nocard = tmp_path / "m2" / "msdnet_x.pt"
+    save_model(nocard, MSDNet(3, 3, depth=4), {"classes": SEG_CLASSES})
+    _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", nocard,
+             "msdnet_x.json: model card lacks in_channels, sampling_A",
+             "--sampling", S)  # fmt: skip
+    nocard.with_suffix(".json").unlink()
+    _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", nocard, "model card not found",
+             "--sampling", S)  # fmt: skip
+    _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", tmp_path / "m3" / "none.pt",
+             "none.json: model card not found", "--sampling", S)  # fmt: skip
+
+
+def test_segment_default_model_is_the_newest(tmp_path, seg_models):
+    from temflow.apply.segment import find_default_model
+
+    d = tmp_path / "models"
+    d.mkdir()
+    for k, p in enumerate(seg_models.values()):
+        for suffix in (".pt", ".json"):
+            q = d / p.with_suffix(suffix).name
+            q.write_bytes(p.with_suffix(suffix).read_bytes())
+            os.utime(q, (1e9 + k, 1e9 + k))
+    assert find_default_model(d).name == "unet_bare.pt"
+    np.save(tmp_path / "s.npy", blob_series((40, 44), S))
+    out, ov = tmp_path / "c.csv", tmp_path / "ov.png"
+    assert run_cli("segment", tmp_path / "s.npy", "-o", out, "--models", d, "--sampling", S,
+                   "--overlay", ov, "--device", "cpu") == 0  # fmt: skip
+    assert list(pd.read_csv(out).columns) == ["image", "x_A", "y_A", "class", "confidence"]
+    assert ov.is_file()
+    with pytest.raises(Exception, match="no trained segmentation model"):
+        find_default_model(tmp_path)
+
+
+@pytest.mark.workflow
+def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_path):
+    """The test-config MSD-net applied through the CLI to a validation shard finds the
+    columns that the workflow's own detection code finds."""
+    from temflow.apply.segment import load_segmenter
+    from temflow.evaluation import find_peaks_per_class
+    from temflow.training import predict
+
+    shard = sorted((workflow_results / "hrtem").glob("val_bare/shard_*.h5"))[0]
+    model_pt = workflow_results / "models" / "msdnet_bare.pt"
+    out = tmp_path / "cols.csv"
+    assert main(["segment", str(shard), "-o", str(out), "--model", str(model_pt),
+                 "--device", "cpu", "--overlay", str(tmp_path / "ov.png")]) == 0  # fmt: skip
+    got = pd.read_csv(out)
+    series = read_focal_series([shard])
+    model, card = load_segmenter(model_pt)
+    assert series.sampling_A == pytest.approx(card["sampling_A"])
+    maps = predict(model, torch.from_numpy(normalise(series.images)), device="cpu").numpy()
+    for n, m in enumerate(maps):
+        xy, cls = find_peaks_per_class(m, card["sampling_A"], 0.5, 2.0)
+        mine = got[got.image == n]
+        assert len(mine) == len(xy)
+        ref = pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1],
+                            "class": [card["classes"][k] for k in cls]})  # fmt: skip
+        ref = ref.sort_values(["y_A", "x_A"]).reset_index(drop=True)
+        np.testing.assert_allclose(mine[["x_A", "y_A"]].to_numpy(), ref[["x_A", "y_A"]],
+                                   atol=1e-3)  # fmt: skip
