@@ -454,13 +454,13 @@ def _write_formats(tmp_path: Path, series: np.ndarray, sampling: float) -> dict[
     files["shard"] = [tmp_path / "shard_0000.h5"]
     from rsciio.emd import file_writer
 
-    axes = [
-        {"name": "focus", "units": "", "index_in_array": 0, "navigate": True, "size": 3, "offset": 0, "scale": 1},
-        {"name": "y", "units": "nm", "index_in_array": 1, "navigate": False, "size": series.shape[1],
-         "offset": 0, "scale": sampling / 10},
-        {"name": "x", "units": "nm", "index_in_array": 2, "navigate": False, "size": series.shape[2],
-         "offset": 0, "scale": sampling / 10},
-    ]  # fmt: skip
+    def axis(name: str, index: int, units: str, scale: float, nav: bool) -> dict:
+        size = series.shape[index]
+        return {"name": name, "units": units, "index_in_array": index, "navigate": nav,
+                "size": size, "offset": 0, "scale": scale}  # fmt: skip
+
+    axes = [axis("focus", 0, "", 1, True), axis("y", 1, "nm", sampling / 10, False),
+            axis("x", 2, "nm", sampling / 10, False)]  # fmt: skip
     file_writer(
         str(tmp_path / "series.emd"),
         {
