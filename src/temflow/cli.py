@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from temflow.errors import TemflowError
 
@@ -28,6 +29,90 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from temflow.apply import classify as cl
+
+    paths = cl.default_model_paths(args.models)
+    for task, given in (
+        ("classify", args.classifier),
+        ("fbm_alpha", args.fbm_model),
+        ("ctrw_alpha", args.ctrw_model),
+    ):
+        if given is not None:
+            paths[task] = given
+    monet = cl.load_monet_models(paths)
+    result = cl.classify_file(
+        args.tracks,
+        monet,
+        stride=args.stride,
+        device=args.device,
+        batch_size=args.batch_size,
+        fmt=args.format,
+        mat_variable=args.mat_variable,
+    )
+    cl.write_csv(result.tracks, args.output)
+    written = [args.output]
+    if args.windows:
+        cl.write_csv(result.windows, args.windows)
+        written.append(args.windows)
+    if args.figure:
+        from temflow.plots.apply import plot_track_classes
+
+        plot_track_classes(result.tracks, args.figure, title=Path(args.tracks).name)
+        written.append(args.figure)
+    print("\n".join(cl.summary_lines(result)))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from temflow.apply import images as im
+    from temflow.apply import segment as sg
+
+    model_path = args.model or sg.find_default_model(args.models)
+    model, card = sg.load_segmenter(model_path)
+    series = im.read_focal_series(args.images, args.sampling, channels=int(card["in_channels"]))
+    result = sg.segment_series(
+        series,
+        model,
+        card,
+        threshold=args.threshold,
+        min_separation_A=args.min_separation,
+        device=args.device,
+        tile_px=args.tile,
+        margin_px=args.margin,
+        model_path=model_path,
+    )
+    from temflow.apply.classify import write_csv
+
+    write_csv(result.columns, args.output)
+    written = [str(args.output)]
+    if args.overlay:
+        n = len(result.resampled)
+        for k, img in enumerate(result.resampled):
+            path = (
+                args.overlay if n == 1 else args.overlay.with_stem(f"{args.overlay.stem}_{k:03d}")
+            )
+            cols = result.columns[result.columns.image == k]
+            sg.plot_overlay(img, cols, result.sampling_A, path, list(card["classes"]))
+            written.append(str(path))
+    counts = result.columns["class"].value_counts()
+    print(
+        f"{series.source}: {len(result.resampled)} image(s) at {series.sampling_A:g} A/px "
+        f"({series.sampling_from}), resampled to the model's {result.sampling_A:g} A/px; "
+        f"model {model_path} on {result.device}"
+    )
+    print(
+        f"{len(result.columns)} columns: "
+        + ", ".join(f"{c} {int(counts.get(c, 0))}" for c in card["classes"])
+    )
+    print("wrote " + ", ".join(written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="temflow", description="temflow: TEM training data and networks"
@@ -35,6 +120,105 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="software versions and devices")
     info.set_defaults(func=_info)
+
+    cls = sub.add_parser(
+        "classify",
+        help="classify particle tracks (brownian / fbm / ctrw) and estimate alpha with MoNet",
+        description=(
+            "Classify particle tracks with the trained MoNet networks. Tracks longer than "
+            "the trained length are classified over windows (per-window and per-track "
+            "results); shorter ones are listed as skipped. Frame gaps split a track into "
+            "gap-free segments (windows never span a gap); a track with duplicate frames "
+            "is skipped. Nothing is interpolated."
+        ),
+    )
+    cls.add_argument(
+        "tracks",
+        type=Path,
+        help="CSV/Parquet with columns track_id (or trackpy's particle), frame, x, y; "
+        "or a MATLAB .mat array with columns x, y, id[, frame]",
+    )
+    cls.add_argument("-o", "--output", type=Path, required=True, help="per-track CSV to write")
+    cls.add_argument("--windows", type=Path, help="also write a per-window CSV here")
+    cls.add_argument("--figure", type=Path, help="summary figure (PNG, with a PDF beside it)")
+    cls.add_argument(
+        "--models",
+        type=Path,
+        default=Path("results/models"),
+        help="folder with monet_classify.pt, monet_fbm_alpha.pt, monet_ctrw_alpha.pt "
+        "and their .json cards (default: results/models)",
+    )
+    cls.add_argument("--classifier", type=Path, help="classifier checkpoint (overrides --models)")
+    cls.add_argument("--fbm-model", type=Path, help="FBM alpha regressor checkpoint")
+    cls.add_argument("--ctrw-model", type=Path, help="CTRW alpha regressor checkpoint")
+    cls.add_argument(
+        "--stride",
+        type=int,
+        help="frames between window starts (default: the model length, i.e. no overlap)",
+    )
+    cls.add_argument(
+        "--format",
+        choices=("auto", "csv", "parquet", "mat"),
+        default="auto",
+        help="input format (default: from the file suffix)",
+    )
+    cls.add_argument("--mat-variable", help="variable holding the tracks in a .mat file")
+    cls.add_argument("--batch-size", type=int, default=256, help="windows per batch")
+    cls.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="torch device")
+    cls.set_defaults(func=_classify)
+
+    seg = sub.add_parser(
+        "segment",
+        help="find atomic columns (Mo, S2, S1) in a focal series with MSD-net / U-net",
+        description=(
+            "Detect atomic columns in an HR-TEM focal series with a trained segmentation "
+            "network. The series is resampled to the model's training sampling and "
+            "processed in overlapping tiles (margin >= the receptive-field radius, so tile "
+            "borders do not change the result). Output: CSV with image, x_A, y_A, class, "
+            "confidence (the class map's value at the peak; 1 = a training Gaussian)."
+        ),
+    )
+    seg.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        help="a multi-page TIFF, three single TIFFs (in focal order), a .npy (3, H, W), "
+        "a temflow HDF5 shard, or a .dm3/.dm4/.emd/.ser file",
+    )
+    seg.add_argument("-o", "--output", type=Path, required=True, help="CSV of columns to write")
+    seg.add_argument("--overlay", type=Path, help="overlay PNG (one per image: _NNN suffix)")
+    seg.add_argument(
+        "--sampling",
+        type=float,
+        help="pixel size in A/px, used when the file has none in its metadata",
+    )
+    seg.add_argument(
+        "--model", type=Path, help="checkpoint (.pt) with its .json model card beside it"
+    )
+    seg.add_argument(
+        "--models",
+        type=Path,
+        default=Path("results/models"),
+        help="without --model: the newest segmentation model in this folder "
+        "(default: results/models)",
+    )
+    seg.add_argument(
+        "--threshold", type=float, default=0.5, help="minimum peak height (default 0.5)"
+    )
+    seg.add_argument(
+        "--min-separation",
+        type=float,
+        default=2.0,
+        help="minimum distance between columns of one class in A (default 2.0)",
+    )
+    seg.add_argument("--tile", type=int, default=512, help="tile core size in px (default 512)")
+    seg.add_argument(
+        "--margin",
+        type=int,
+        help="context per tile side in px (default: the receptive-field radius, exact)",
+    )
+    seg.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="torch device")
+    seg.set_defaults(func=_segment)
     return parser
 
 

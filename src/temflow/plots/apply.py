@@ -1,0 +1,45 @@
+"""Figures for networks applied to users' data (``temflow classify`` / ``temflow segment``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from temflow.plots import plt, save_figure
+from temflow.trajectories.io import CLASSES
+
+COLOURS = {"brownian": "tab:gray", "fbm": "tab:blue", "ctrw": "tab:orange"}
+
+
+def plot_track_classes(
+    tracks: pd.DataFrame, path: str | Path, title: str = "", dpi: int = 150
+) -> None:
+    """Class fractions of the classified tracks (left) and alpha histograms of the FBM and
+    CTRW tracks (right), as in MoNet's analysis of experimental gold-nanoparticle tracks."""
+    done = tracks[tracks.status == "classified"]
+    n = len(done)
+    counts = [int((done.predicted_class == c).sum()) for c in CLASSES]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    ax = axes[0]
+    frac = np.array(counts) / max(n, 1)
+    ax.bar(CLASSES, frac, color=[COLOURS[c] for c in CLASSES])
+    for i, (f, c) in enumerate(zip(frac, counts, strict=True)):
+        ax.text(i, f, f"{c}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("fraction of tracks")
+    skipped = len(tracks) - n
+    ax.set_title(f"{n} tracks classified" + (f", {skipped} skipped" if skipped else ""), fontsize=9)
+    bins = np.linspace(0, 2, 21)
+    for ax, name in zip(axes[1:], ("fbm", "ctrw"), strict=True):
+        alpha = done.loc[done.predicted_class == name, "alpha"].to_numpy()
+        ax.hist(alpha, bins=bins, color=COLOURS[name], edgecolor="white")
+        ax.set_xlabel(r"$\alpha$")
+        ax.set_ylabel("tracks")
+        med = f", median {np.median(alpha):.2f}" if len(alpha) else ""
+        ax.set_title(f"{name}: {len(alpha)} tracks{med}", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=dpi)
