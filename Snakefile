@@ -16,6 +16,7 @@ localrules:
     md_figure,
     hrtem_figure,
     monet_report,
+    report_summary,
 
 
 include: "workflow/rules/common.smk"
@@ -24,6 +25,7 @@ include: "workflow/rules/hrtem.smk"
 include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/monet.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -34,3 +36,4 @@ rule all:
         SEG_TARGETS,
         TRAJ_TARGETS,
         MONET_TARGETS,
+        REPORT_TARGETS,

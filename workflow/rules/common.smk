@@ -163,3 +163,16 @@ MONET_TARGETS = [
     results("figures", "monet_confusion.png"),
     results("figures", "monet_alpha.png"),
 ]
+
+
+# --- report ---------------------------------------------------------------------------
+def report_summary_inputs(wildcards):
+    """The summary tables of the stages this config runs."""
+    return {
+        "vibrations": results("md", "vibrations.csv"),
+        "f1": results("eval", "f1_summary.csv"),
+        "monet": results("eval", "monet_summary.csv"),
+    }
+
+
+REPORT_TARGETS = [results("summary.csv")]
