@@ -13,6 +13,21 @@ except WorkflowError:
     # Snakemake's message dumps the whole schema; say which key is wrong, in one line.
     raise WorkflowError(describe_config_error(config, SCHEMA)) from None
 
+
+def _sorted_keys(value):
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+# Params are compared by their text: with sorted keys, reordering keys in a config file
+# does not re-run anything.
+_canonical = _sorted_keys(config)
+config.clear()
+config.update(_canonical)
+
 CONDA_ENV = "../../envs/temflow.yaml"
 RESULTS = Path(config["results_dir"])
 LOGS = RESULTS / "logs"
