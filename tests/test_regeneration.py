@@ -15,6 +15,7 @@ from conftest import ROOT, run_snakemake
 
 MD_RULES = {"md_run", "md_vibrations", "md_figure"}
 MONET_RULES = {"trajectories_generate", "monet_train", "monet_evaluate", "monet_report"}
+REPORT_RULES = {"report_summary"}
 
 
 def _planned_rules(results: Path, tmp_path: Path, change) -> set[str]:
@@ -41,6 +42,7 @@ def test_md_temperature_reruns_md_and_downstream_not_monet(workflow_results, tmp
 
     rules = _planned_rules(workflow_results, tmp_path, change)
     assert MD_RULES <= rules
+    assert {"hrtem_shard", "segmentation_train", "report_summary"} <= rules
     assert not rules & MONET_RULES
 
 
@@ -50,7 +52,9 @@ def test_figure_only_parameter_reruns_only_figures(workflow_results, tmp_path):
 
     rules = _planned_rules(workflow_results, tmp_path, change)
     assert "md_figure" in rules and "monet_report" in rules
-    figure_rules = {r for r in rules if r.endswith(("_figure", "_report", "_figures"))}
+    figure_rules = {
+        r for r in rules if r.endswith(("_figure", "_report", "_figures")) or r in REPORT_RULES
+    }
     assert rules == figure_rules, rules - figure_rules
 
 
@@ -59,7 +63,7 @@ def test_trajectory_parameter_reruns_only_monet(workflow_results, tmp_path):
         c["trajectories"]["diffusion_range_px2_per_frame"] = [0.4, 2.0]
 
     rules = _planned_rules(workflow_results, tmp_path, change)
-    assert rules == MONET_RULES
+    assert rules == MONET_RULES | REPORT_RULES
 
 
 @pytest.mark.skipif(
@@ -72,4 +76,11 @@ def test_microscope_parameter_reruns_simulation_and_downstream_only(workflow_res
 
     rules = _planned_rules(workflow_results, tmp_path, change)
     assert not rules & (MD_RULES | MONET_RULES)
-    assert any(r.startswith("hrtem") for r in rules)
+    assert {
+        "hrtem_shard",
+        "hrtem_figure",
+        "segmentation_train",
+        "segmentation_evaluate",
+        "segmentation_figures",
+        "report_summary",
+    } <= rules
