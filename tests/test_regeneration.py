@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import ROOT, run_snakemake
 
@@ -66,9 +65,6 @@ def test_trajectory_parameter_reruns_only_monet(workflow_results, tmp_path):
     assert rules == MONET_RULES | REPORT_RULES
 
 
-@pytest.mark.skipif(
-    not (ROOT / "workflow" / "rules" / "hrtem.smk").exists(), reason="no HR-TEM stage"
-)
 def test_microscope_parameter_reruns_simulation_and_downstream_only(workflow_results, tmp_path):
     def change(c):
         low, high = c["hrtem"]["microscope"]["dose_e_per_A2"]
