@@ -15,6 +15,7 @@ localrules:
     md_vibrations,
     md_figure,
     hrtem_figure,
+    segmentation_figures,
     monet_report,
     report_summary,
 

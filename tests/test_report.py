@@ -52,5 +52,5 @@ def test_summary_and_report(workflow_results):
     report = workflow_results / "report.html"
     run_snakemake("--report", str(report), results_dir=workflow_results)
     html = report.read_text(errors="replace")
-    for category in ("MD", "HR-TEM", "MoNet", "Summary"):
+    for category in ("MD", "HR-TEM", "Segmentation", "MoNet", "Summary"):
         assert category in html

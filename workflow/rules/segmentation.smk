@@ -72,9 +72,24 @@ rule segmentation_figures:
         models=SEG_MODELS,
         val=seg_shards(SEG["figure"]["substrate"], "val"),
     output:
-        histograms=results("figures", "f1_histograms.png"),
-        detections=results("figures", "detections.png"),
-        summary=results("eval", "f1_summary.csv"),
+        histograms=report(
+            results("figures", "f1_histograms.png"),
+            caption="../report/f1_histograms.rst",
+            category="Segmentation",
+            labels={"figure": "per-image F1 (Fig. 2)"},
+        ),
+        detections=report(
+            results("figures", "detections.png"),
+            caption="../report/detections.rst",
+            category="Segmentation",
+            labels={"figure": "detected columns (Fig. 1)"},
+        ),
+        summary=report(
+            results("eval", "f1_summary.csv"),
+            caption="../report/f1_summary.rst",
+            category="Segmentation",
+            labels={"figure": "F1 table"},
+        ),
     log:
         log_path("segmentation_figures"),
     benchmark:
