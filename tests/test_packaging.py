@@ -36,10 +36,13 @@ def test_every_rule_names_the_conda_env():
 
 
 def test_every_rule_has_log_benchmark_threads_resources():
+    n_rules = 0
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         rules = re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), flags=re.M)
+        n_rules += len(rules)
         for name, body in rules:
             for directive in ("log:", "benchmark:", "threads:", "resources:", "conda:"):
                 assert f"\n    {directive}" in f"\n{body}", (
                     f"{smk.name}: rule {name} lacks {directive}"
                 )
+    assert n_rules >= 10  # the regex really sees the rules
