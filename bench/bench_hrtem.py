@@ -22,34 +22,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from temflow.hrtem.microscope import sample_microscope
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.simulate import exit_focal_series, reference_focal_series
 from temflow.io import atomic_path, software_versions
 
-SAMPLE = {
-    "field_of_view_A": [25.6, 25.6],
-    "s_vacancy_fraction": [0.0, 0.1],
-    "mo_vacancy_fraction": [0.0, 0.02],
-    "graphene_spacing_A": 3.3,
-    "vacuum_A": 1.5,
-}
-MICROSCOPE = {
-    "energy_keV": [50, 50],
-    "defocus_offsets_A": [-50, 0, 50],
-    "defocus_centre_A": [0, 40],
-    "Cs_A": [0, 30],
-    "astigmatism_A": [0, 50],
-    "astigmatism_angle_rad": [0, 3.14159],
-    "focal_spread_A": [10, 40],
-    "semiangle_cutoff_mrad": [35, 50],
-    "dose_e_per_A2": [100, 10000],
-    "blur_sigma_A": [0, 0.2],
-    "mtf_floor": [0, 0.1],
-    "mtf_half_nyquist": [0.3, 0.6],
-    "mtf_power": [2, 3.5],
-}
+# The default config's sample and microscope ranges, so the benchmark follows them.
+_DEFAULTS = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text()
+)
+SAMPLE = _DEFAULTS["hrtem"]["sample"]
+MICROSCOPE = _DEFAULTS["hrtem"]["microscope"]
 CUTOFFS = {"Mo-S": 2.9, "C-C": 1.8}
 #: Representative MD sigmas (A); the benchmark needs no MD run.
 SIGMA = {"Mo": (0.05, 0.06), "S": (0.07, 0.09), "C": (0.06, 0.10)}

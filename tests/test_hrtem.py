@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from ase import Atoms
+from conftest import ROOT
 from scipy.ndimage import maximum_filter, minimum_filter
 
 from temflow.errors import TemflowError
@@ -37,21 +38,8 @@ VIB = pd.DataFrame(
         "n_atoms": [10, 10, 10, 10],
     }
 )
-MICROSCOPE = {
-    "energy_keV": [50, 50],
-    "defocus_offsets_A": [-50, 0, 50],
-    "defocus_centre_A": [0, 40],
-    "Cs_A": [0, 30],
-    "astigmatism_A": [0, 50],
-    "astigmatism_angle_rad": [0, 3.14159],
-    "focal_spread_A": [10, 40],
-    "semiangle_cutoff_mrad": [35, 50],
-    "dose_e_per_A2": [100, 10000],
-    "blur_sigma_A": [0, 0.2],
-    "mtf_floor": [0, 0.1],
-    "mtf_half_nyquist": [0.3, 0.6],
-    "mtf_power": [2, 3.5],
-}
+#: The default config's microscope ranges (the seeds' example values must lie inside them).
+MICROSCOPE = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["hrtem"]["microscope"]
 TINY = {
     "sample": {
         "field_of_view_A": [9.6, 9.6],
