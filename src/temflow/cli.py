@@ -178,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Detect atomic columns in an HR-TEM focal series with a trained segmentation "
             "network. An image whose pixel size lies outside the range the model was "
             "trained on is resampled to the nearest end of it (others are kept as given); "
-            "images are processed in overlapping tiles (margin >= the receptive-field radius, so tile "
-            "borders do not change the result). Output: CSV with image, x_A, y_A, class, "
-            "confidence (the class map's value at the peak; 1 = a training Gaussian)."
+            "images are processed in overlapping tiles (margin >= the receptive-field "
+            "radius, so tile borders do not change the result). Output: CSV with image, "
+            "x_A, y_A, class, confidence (the class map's value at the peak; 1 = a "
+            "training Gaussian)."
         ),
     )
     seg.add_argument(

@@ -112,7 +112,9 @@ def sample_microscope(params: Mapping, rng: np.random.Generator) -> MicroscopePa
     )
 
 
-def sampling_range(value: float | Sequence[float], key: str = "output_sampling_A") -> tuple[float, float]:
+def sampling_range(
+    value: float | Sequence[float], key: str = "output_sampling_A"
+) -> tuple[float, float]:
     """``hrtem.simulation.output_sampling_A`` as ``(min, max)`` in A/px.
 
     A single number is the degenerate range ``(v, v)`` (configs written before the key

@@ -57,9 +57,7 @@ def abtem_device(device: str) -> Iterator[None]:
         yield
 
 
-def check_sampling(
-    potential_sampling_A: float, output_sampling_A: float | Sequence[float]
-) -> None:
+def check_sampling(potential_sampling_A: float, output_sampling_A: float | Sequence[float]) -> None:
     """The output grid may not be finer than the potential grid it is resampled from.
 
     ``output_sampling_A`` is one value or the configured range ``[min, max]`` (its min is

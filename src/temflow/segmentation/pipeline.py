@@ -191,9 +191,9 @@ def load_segmentation_model(
     return model, card
 
 
-def card_sampling_range(card: Mapping[str, Any], source: str | Path = "model card") -> tuple[
-    float, float
-]:
+def card_sampling_range(
+    card: Mapping[str, Any], source: str | Path = "model card"
+) -> tuple[float, float]:
     """The pixel-size range (A/px) a model was trained on: the card's ``sampling_range_A``,
     or ``(sampling_A, sampling_A)`` for cards written before per-image sampling."""
     try:
@@ -206,7 +206,9 @@ def card_sampling_range(card: Mapping[str, Any], source: str | Path = "model car
             f"{source}: model card has no valid sampling_range_A [min, max] or sampling_A"
         ) from None
     if not 0 < lo <= hi:
-        raise TemflowError(f"{source}: model card sampling range [{lo}, {hi}] is not 0 < min <= max")
+        raise TemflowError(
+            f"{source}: model card sampling range [{lo}, {hi}] is not 0 < min <= max"
+        )
     return lo, hi
 
 
