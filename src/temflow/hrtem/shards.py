@@ -73,16 +73,27 @@ def _attr(value: Any) -> Any:
     return value
 
 
-def _compressed(group: h5py.Group, name: str, data: np.ndarray) -> None:
-    """A compressed dataset, one chunk (empty arrays, which HDF5 cannot chunk, stay plain)."""
-    if data.size == 0:
+def _compressed(group: h5py.Group, name: str, data: np.ndarray, options: Mapping[str, Any]) -> None:
+    """A dataset in one chunk with the filter ``options`` (empty arrays, which HDF5
+    cannot chunk, and no options: a plain contiguous dataset)."""
+    if data.size == 0 or not options:
         group.create_dataset(name, data=data)
     else:
-        group.create_dataset(name, data=data, chunks=data.shape, **COMPRESSION)
+        group.create_dataset(name, data=data, chunks=data.shape, **options)
 
 
-def write_shard(path: str | Path, records: Sequence[ImageRecord], attrs: Mapping[str, Any]) -> None:
-    """Write ``records`` to ``path`` atomically (temp name + rename)."""
+def write_shard(
+    path: str | Path,
+    records: Sequence[ImageRecord],
+    attrs: Mapping[str, Any],
+    compression: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``records`` to ``path`` atomically (temp name + rename).
+
+    ``compression``: h5py filter options of every array (default :data:`COMPRESSION`;
+    ``{}`` writes uncompressed, as bench/bench_shards.py compares).
+    """
+    options = COMPRESSION if compression is None else dict(compression)
     if not records:
         raise TemflowError(f"refusing to write an empty shard {path}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
@@ -100,16 +111,16 @@ def write_shard(path: str | Path, records: Sequence[ImageRecord], attrs: Mapping
             images = np.asarray(r.images, dtype=np.float32)
             if images.ndim != 3:
                 raise TemflowError(f"image {i} for {path}: expected (C, H, W), got {images.shape}")
-            g.create_dataset("images", data=images, chunks=images.shape, **COMPRESSION)
+            _compressed(g, "images", images, options)
             cols = np.zeros(len(r.columns), dtype=COLUMN_DTYPE)
             for name in COLUMN_DTYPE.names:
                 cols[name] = r.columns[name].to_numpy()
-            _compressed(g, "columns", cols)
-            _compressed(g, "positions_A", np.asarray(r.positions_A, dtype=float))
-            _compressed(g, "numbers", np.asarray(r.numbers, dtype=np.int16))
+            _compressed(g, "columns", cols, options)
+            _compressed(g, "positions_A", np.asarray(r.positions_A, dtype=float), options)
+            _compressed(g, "numbers", np.asarray(r.numbers, dtype=np.int16), options)
             g.create_dataset("cell_A", data=np.asarray(r.cell_A, dtype=float))
-            _compressed(g, "sigmas_A", np.asarray(r.sigmas_A, dtype=float))
-            _compressed(g, "coordination", np.asarray(r.coordination, dtype=np.int16))
+            _compressed(g, "sigmas_A", np.asarray(r.sigmas_A, dtype=float), options)
+            _compressed(g, "coordination", np.asarray(r.coordination, dtype=np.int16), options)
             for key, value in r.attrs.items():
                 g.attrs[key] = _attr(value)
 
