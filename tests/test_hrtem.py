@@ -27,6 +27,7 @@ from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
 from temflow.hrtem.simulate import (
     exit_focal_series,
     frozen_phonons,
+    image_field,
     make_ctf,
     potential_grid_sampling,
     simulate_image,
@@ -155,12 +156,17 @@ def test_gaussian_targets_peak_at_columns():
 # --- simulation --------------------------------------------------------------------------
 
 
-def test_mo_columns_are_image_extrema_in_label_frame():
+@pytest.mark.parametrize("sampling", [0.05, 0.0523])
+def test_mo_columns_are_image_extrema_in_label_frame(sampling):
     """Zero sigmas, no noise, Cs = 0: at -10 A defocus Mo columns are bright maxima, at
-    +10 A dark minima; the extremum nearest every Mo column lies within 0.2 A of it."""
+    +10 A dark minima; the extremum nearest every Mo column lies within 0.2 A of it.
+    0.0523 A/px: a per-image field of 245 px (12.81 A) whose potential grid abTEM would
+    make 257 points (prime), raised to an FFT-friendly size."""
+    field = image_field((12.8, 12.8), sampling)
+    assert (sampling == 0.05) == (potential_grid_sampling(field, 0.05) == 0.05)
     params = {
         **TINY["sample"],
-        "field_of_view_A": [12.8, 12.8],
+        "field_of_view_A": list(field),
         "s_vacancy_fraction": [0.0, 0.0],
         "mo_vacancy_fraction": [0.0, 0.0],
     }
@@ -177,7 +183,7 @@ def test_mo_columns_are_image_extrema_in_label_frame():
         seed=0,
         potential_sampling_A=0.05,
         slice_thickness_A=1.0,
-        output_sampling_A=0.05,
+        output_sampling_A=sampling,
         rng=None,
     )
     mo = cols[
@@ -186,7 +192,7 @@ def test_mo_columns_are_image_extrema_in_label_frame():
     assert len(mo) >= 8
     for image, extremum in ((images[0], maximum_filter), (images[1], minimum_filter)):
         peaks = np.argwhere(image == extremum(image, size=15, mode="wrap"))
-        peaks_xy = peaks[:, ::-1] * 0.05  # (row, col) -> (x, y)
+        peaks_xy = peaks[:, ::-1] * sampling  # (row, col) -> (x, y)
         for x, y in zip(mo["x_A"], mo["y_A"], strict=True):
             d = np.hypot(peaks_xy[:, 0] - x, peaks_xy[:, 1] - y).min()
             assert d < 0.2, f"Mo column ({x:.2f}, {y:.2f}): nearest extremum {d:.2f} A away"
