@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     images = rng.normal(size=(1, 3, args.size, args.size)).astype(np.float32)
-    series = FocalSeries(images, 0.1, "random", "bench")
+    series = FocalSeries(list(images), [0.1], "random", "bench")
     card = {"classes": ["Mo", "S2", "S1"], "in_channels": 3, "sampling_A": 0.1}
     rows = []
     for cfg in args.configs:

@@ -345,8 +345,9 @@ def test_classify_end_to_end_matches_workflow_evaluation(workflow_results, tmp_p
 
 
 # =========================================================================== segment
-from temflow.apply.images import read_focal_series, resample  # noqa: E402
-from temflow.apply.segment import predict_tiled  # noqa: E402
+from temflow.apply.images import FocalSeries, read_focal_series, resample  # noqa: E402
+from temflow.apply.segment import load_segmenter, predict_tiled, segment_series  # noqa: E402
+from temflow.hrtem.shards import ImageRecord, write_shard  # noqa: E402
 from temflow.models import MSDNet, UNet  # noqa: E402
 from temflow.segmentation.data import normalise  # noqa: E402
 
@@ -430,6 +431,13 @@ def test_segment_column_on_tile_border(tmp_path, seg_models):
     assert d.min() < 0.05  # the border column is found at its place
 
 
+def _record(series: np.ndarray, sampling: float) -> ImageRecord:
+    """A pipeline shard record of one focal series (no atoms)."""
+    cols = pd.DataFrame({"x_A": BLOBS_A[:, 0], "y_A": BLOBS_A[:, 1], "class": 0})
+    return ImageRecord(series, cols, np.zeros((0, 3)), np.zeros(0, int), np.eye(3),
+                       np.zeros((0, 3)), np.zeros(0, int), {"sampling_A": sampling})  # fmt: skip
+
+
 def _write_formats(tmp_path: Path, series: np.ndarray, sampling: float) -> dict[str, list[Path]]:
     import h5py
     import tifffile
@@ -447,10 +455,13 @@ def _write_formats(tmp_path: Path, series: np.ndarray, sampling: float) -> dict[
     files["single_tiffs"] = singles
     np.save(tmp_path / "series.npy", series)
     files["npy"] = [tmp_path / "series.npy"]
-    with h5py.File(tmp_path / "shard_0000.h5", "w") as f:  # the pipeline's shard layout
+    with h5py.File(tmp_path / "stack.h5", "w") as f:  # a plain (N, C, H, W) stack
         f.create_dataset("images", data=series[None])
         f.attrs["sampling_A"] = sampling
         f.attrs["n_images"] = 1
+    files["hdf5_stack"] = [tmp_path / "stack.h5"]
+    write_shard(tmp_path / "shard_0000.h5", [_record(series, sampling)],
+                {"sampling_A": [sampling, sampling], "classes": SEG_CLASSES})  # fmt: skip
     files["shard"] = [tmp_path / "shard_0000.h5"]
     from rsciio.emd import file_writer
 
@@ -486,7 +497,7 @@ def test_every_image_format_gives_the_same_columns(tmp_path, seg_models):
         assert run_cli(*seg_args(paths, out, seg_models["msdnet"], *extra)) == 0, fmt
         results[fmt] = pd.read_csv(out)
         got = read_focal_series(paths, S if fmt == "npy" else None)
-        assert got.sampling_A == pytest.approx(S, rel=1e-5), fmt
+        assert got.sampling_A == pytest.approx([S], rel=1e-5), fmt
         np.testing.assert_allclose(got.images[0], series, rtol=1e-6, err_msg=fmt)
     ref = results["npy"]
     assert len(ref) >= len(BLOBS_A)
@@ -519,6 +530,47 @@ def test_resampling_to_the_model_sampling(tmp_path, seg_models):
     for x, y in BLOBS_A:
         for t in tables:
             assert np.hypot(t.x_A - x, t.y_A - y).min() < 0.05
+
+
+def test_sampling_inside_the_trained_range_is_kept(seg_models, caplog):
+    """A card trained on 0.15-0.25 A/px: an image at 0.18 A/px is segmented as given, one
+    at 0.1 A/px is resampled to 0.15 A/px (logged); both find the columns in A."""
+    model, card = load_segmenter(seg_models["msdnet"])
+    card = {**card, "sampling_range_A": [0.15, 0.25]}
+    inside, outside = blob_series((100, 111), 0.18), blob_series((179, 199), 0.1)
+    series = FocalSeries([inside, outside], [0.18, 0.1], "two images")
+    caplog.set_level("INFO", logger="temflow.apply.segment")
+    result = segment_series(series, model, card, device="cpu")
+    assert result.sampling_A == [0.18, 0.15] and result.input_sampling_A == [0.18, 0.1]
+    assert result.n_resampled == 1 and result.sampling_range_A == (0.15, 0.25)
+    assert result.resampled[0] is inside  # kept as given
+    assert result.resampled[1].shape[-2:] == (119, 133)
+    assert [r.getMessage() for r in caplog.records if "resampled" in r.getMessage()] == [
+        "image 1: 0.1 A/px is outside the model's trained range [0.15, 0.25] A/px; "
+        "resampled to 0.15 A/px"
+    ]
+    for n in range(2):
+        mo = result.columns.query(f"image == {n} and `class` == 'Mo'")
+        for x, y in BLOBS_A:
+            assert np.hypot(mo.x_A - x, mo.y_A - y).min() < 0.05
+
+
+def test_shard_images_keep_their_own_sampling_and_shape(tmp_path, seg_models):
+    """A pipeline shard with images of different sampling and shape, through the command."""
+    records = [_record(blob_series((90, 100), S), S), _record(blob_series((100, 111), 0.18), 0.18)]
+    path = tmp_path / "shard_0000.h5"
+    write_shard(path, records, {"sampling_A": [0.18, S], "classes": SEG_CLASSES})
+    series = read_focal_series([path])
+    assert series.sampling_A == [S, 0.18] and series.sampling_from == "file metadata"
+    assert [img.shape for img in series.images] == [(3, 90, 100), (3, 100, 111)]
+    out = tmp_path / "cols.csv"
+    assert run_cli(*seg_args(path, out, seg_models["msdnet"], "--overlay", tmp_path / "o.png")) == 0
+    table = pd.read_csv(out)
+    for n in range(2):  # image 1 is resampled to the card's 0.2 A/px: same positions in A
+        mo = table.query(f"image == {n} and `class` == 'Mo'")
+        for x, y in BLOBS_A:
+            assert np.hypot(mo.x_A - x, mo.y_A - y).min() < 0.05
+    assert (tmp_path / "o_000.png").is_file() and (tmp_path / "o_001.png").is_file()
 
 
 def _seg_bad(tmp_path, capsys, inputs, model, match, *extra):
@@ -617,10 +669,11 @@ def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_pat
     got = pd.read_csv(out)
     series = read_focal_series([shard])
     model, card = load_segmenter(model_pt)
-    assert series.sampling_A == pytest.approx(card["sampling_A"])
-    maps = predict(model, torch.from_numpy(normalise(series.images)), device="cpu").numpy()
-    for n, m in enumerate(maps):
-        xy, cls = find_peaks_per_class(m, card["sampling_A"], 0.5, 2.0)
+    lo, hi = card["sampling_range_A"]
+    assert all(lo <= s <= hi for s in series.sampling_A)  # kept as given: no resampling
+    for n, (img, s) in enumerate(zip(series.images, series.sampling_A, strict=True)):
+        m = predict(model, torch.from_numpy(normalise(img[None])), device="cpu").numpy()[0]
+        xy, cls = find_peaks_per_class(m, s, 0.5, 2.0)
         mine = got[got.image == n]
         assert len(mine) == len(xy)
         ref = pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1],

@@ -16,16 +16,24 @@ from scipy.ndimage import maximum_filter, minimum_filter
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, class_counts, find_columns, gaussian_targets
 from temflow.hrtem.generate import generate_shard, make_image, shard_sizes
-from temflow.hrtem.microscope import MicroscopeParams, sample_microscope
+from temflow.hrtem.microscope import (
+    MicroscopeParams,
+    draw_output_sampling,
+    sample_microscope,
+    sampling_range,
+)
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
 from temflow.hrtem.simulate import (
     exit_focal_series,
     frozen_phonons,
+    image_field,
     make_ctf,
+    potential_grid_sampling,
     simulate_image,
 )
 from temflow.md.structures import MOS2_A_A, MOS2_THICKNESS_A
+from temflow.md.vibrations import lookup_sigmas
 
 CUTOFFS = {"Mo-S": 2.9, "C-C": 1.8}
 VIB = pd.DataFrame(
@@ -53,7 +61,7 @@ TINY = {
         "n_configs": 2,
         "potential_sampling_A": 0.1,
         "slice_thickness_A": 1.0,
-        "output_sampling_A": 0.2,
+        "output_sampling_A": [0.2, 0.24],  # per image: 40 to 48 px
     },
 }
 
@@ -148,12 +156,17 @@ def test_gaussian_targets_peak_at_columns():
 # --- simulation --------------------------------------------------------------------------
 
 
-def test_mo_columns_are_image_extrema_in_label_frame():
+@pytest.mark.parametrize("sampling", [0.05, 0.0523])
+def test_mo_columns_are_image_extrema_in_label_frame(sampling):
     """Zero sigmas, no noise, Cs = 0: at -10 A defocus Mo columns are bright maxima, at
-    +10 A dark minima; the extremum nearest every Mo column lies within 0.2 A of it."""
+    +10 A dark minima; the extremum nearest every Mo column lies within 0.2 A of it.
+    0.0523 A/px: a per-image field of 245 px (12.81 A) whose potential grid abTEM would
+    make 257 points (prime), raised to an FFT-friendly size."""
+    field = image_field((12.8, 12.8), sampling)
+    assert (sampling == 0.05) == (potential_grid_sampling(field, 0.05) == 0.05)
     params = {
         **TINY["sample"],
-        "field_of_view_A": [12.8, 12.8],
+        "field_of_view_A": list(field),
         "s_vacancy_fraction": [0.0, 0.0],
         "mo_vacancy_fraction": [0.0, 0.0],
     }
@@ -170,7 +183,7 @@ def test_mo_columns_are_image_extrema_in_label_frame():
         seed=0,
         potential_sampling_A=0.05,
         slice_thickness_A=1.0,
-        output_sampling_A=0.05,
+        output_sampling_A=sampling,
         rng=None,
     )
     mo = cols[
@@ -179,7 +192,7 @@ def test_mo_columns_are_image_extrema_in_label_frame():
     assert len(mo) >= 8
     for image, extremum in ((images[0], maximum_filter), (images[1], minimum_filter)):
         peaks = np.argwhere(image == extremum(image, size=15, mode="wrap"))
-        peaks_xy = peaks[:, ::-1] * 0.05  # (row, col) -> (x, y)
+        peaks_xy = peaks[:, ::-1] * sampling  # (row, col) -> (x, y)
         for x, y in zip(mo["x_A"], mo["y_A"], strict=True):
             d = np.hypot(peaks_xy[:, 0] - x, peaks_xy[:, 1] - y).min()
             assert d < 0.2, f"Mo column ({x:.2f}, {y:.2f}): nearest extremum {d:.2f} A away"
@@ -299,12 +312,12 @@ def test_same_seed_same_shard_and_round_trip(tmp_path):
         generate_shard(path, TINY, "train_graphene", "graphene", 0, 2, seed, VIB, CUTOFFS)
     first, second, other = (_read_everything(p) for p in paths)
     _assert_same(first, second)
-    assert not np.array_equal(first["images"], other["images"])
+    assert not np.array_equal(first["image_00000/images"], other["image_00000/images"])
 
     ds = open_dataset([paths[0], paths[1]])
-    assert len(ds) == 4 and ds.sampling_A == 0.2 and ds.classes == CLASSES
+    assert len(ds) == 4 and ds.sampling_range_A == (0.2, 0.24) and ds.classes == CLASSES
     images, cols, meta = ds[3]
-    assert images.shape == (3, 48, 48) and images.dtype == np.float32
+    assert images.dtype == np.float32 and images.shape[0] == 3
     assert list(cols.columns) == ["x_A", "y_A", "class"]
     # Each image is reproducible from its stored seed alone.
     again = make_image(TINY, "graphene", meta["seed"], VIB, CUTOFFS)
@@ -313,6 +326,78 @@ def test_same_seed_same_shard_and_round_trip(tmp_path):
     np.testing.assert_array_equal(ds.atoms(3).positions, again.positions_A)
     np.testing.assert_array_equal(ds.sigmas(3), again.sigmas_A)
     assert meta["defoci_A"] == list(again.attrs["defoci_A"])
+    assert meta["sampling_A"] == again.attrs["sampling_A"]
+
+
+def test_output_sampling_per_image_shape_and_field(tmp_path):
+    """Per image: sampling drawn in the range (and different), (H, W) = round(fov / s),
+    cell = field = (W s, H s), columns inside it; all stored and read back; compressed."""
+    path = tmp_path / "shard_0000.h5"
+    generate_shard(path, TINY, "val_bare", "none", 0, 3, 7, VIB, CUTOFFS)
+    ds = open_dataset(path)
+    samplings = []
+    for k, (images, cols, meta) in enumerate(ds):
+        s = meta["sampling_A"]
+        samplings.append(s)
+        assert 0.2 <= s <= 0.24
+        shape = (round(9.6 / s), round(9.6 / s))
+        assert images.shape == (3, *shape) and meta["image_shape_px"] == list(shape)
+        field = meta["field_of_view_A"]
+        assert field == pytest.approx([shape[1] * s, shape[0] * s], rel=1e-12)
+        assert abs(field[0] - 9.6) <= s / 2
+        np.testing.assert_allclose(np.diag(ds.atoms(k).cell)[:2], field, rtol=1e-12)
+        assert cols["x_A"].between(0, field[0]).all() and cols["y_A"].between(0, field[1]).all()
+    assert len(set(samplings)) == 3
+    assert len({tuple(ds[k][0].shape) for k in range(3)}) > 1  # shapes differ too
+    with h5py.File(path, "r") as f:
+        assert list(f.attrs["sampling_A"]) == [0.2, 0.24]
+        assert "images" not in f  # no stack: each image in its group
+        for name in ("images", "columns", "positions_A", "sigmas_A"):
+            assert f["image_00000"][name].compression == "gzip", name
+
+
+def test_sampling_range_draw_and_degenerate_range():
+    rng = np.random.default_rng(0)
+    draws = [draw_output_sampling([0.095, 0.105], rng) for _ in range(200)]
+    assert 0.095 <= min(draws) < 0.096 and 0.104 < max(draws) <= 0.105
+    # A single number is the degenerate range and draws nothing from the generator.
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    assert draw_output_sampling(0.1, a) == 0.1 == draw_output_sampling([0.1, 0.1], a)
+    assert a.random() == b.random()
+    assert sampling_range(0.1) == (0.1, 0.1) and sampling_range([0.1, 0.2]) == (0.1, 0.2)
+
+
+def test_potential_grid_is_fft_friendly():
+    import abtem
+    import scipy.fft
+
+    assert potential_grid_sampling((25.6, 12.8), 0.05) == 0.05  # 512 x 256: unchanged
+    field = (257 * 0.0999, 255 * 0.0999)  # ceil(L / 0.05) = 514 = 2 * 257, 510
+    sx, sy = potential_grid_sampling(field, 0.05)
+    atoms = Atoms("Mo", positions=[(1, 1, 1)], cell=[*field, 3.0])
+    pot = abtem.Potential(atoms, sampling=(sx, sy), slice_thickness=1.0)
+    assert pot.gpts[0] >= 514 and pot.gpts[1] >= 510
+    assert all(scipy.fft.next_fast_len(n) == n for n in pot.gpts)
+    assert max(pot.sampling) <= 0.05
+
+
+def test_coordination_fallback_logged_once_per_process(caplog):
+    table = pd.DataFrame(
+        {
+            "system": ["s", "s"],
+            "element": ["Mo", "S"],
+            "coordination": [6, 3],
+            "sigma_xy": [0.05, 0.07],
+            "sigma_z": [0.04, 0.06],
+            "n_atoms": [10, 20],
+        }
+    )
+    caplog.set_level("INFO", logger="temflow.md.vibrations")
+    for _ in range(2):  # two images
+        sig = lookup_sigmas(table, ["Mo", "Mo", "S"], np.array([97, 97, 3]))
+        np.testing.assert_allclose(sig[1], [0.05, 0.05, 0.04])
+    lines = [r.getMessage() for r in caplog.records if "coordination 97" in r.getMessage()]
+    assert lines == ["no sigma for Mo with coordination 97; using coordination 6"]
 
 
 def test_reader_round_trip_exact(tmp_path):
@@ -326,16 +411,39 @@ def test_reader_round_trip_exact(tmp_path):
         coordination=np.array([6, 3]),
         attrs={"seed": 9, "defoci_A": [1.0, 2.0], "substrate": "none"},
     )
+    small = ImageRecord(**{**rec.__dict__, "images": rec.images[:, :2, :3],
+                           "attrs": {**rec.attrs, "sampling_A": 0.15}})  # fmt: skip
+    rec.attrs["sampling_A"] = 0.1
     path = tmp_path / "shard_0000.h5"
-    write_shard(path, [rec, rec], {"sampling_A": 0.1, "classes": list(CLASSES)})
+    write_shard(path, [rec, small], {"sampling_A": [0.1, 0.15], "classes": list(CLASSES)})
     ds = open_dataset(tmp_path)
-    images, cols, meta = ds[1]
+    images, cols, meta = ds[0]
     np.testing.assert_array_equal(images, rec.images)
     pd.testing.assert_frame_equal(cols, rec.columns)
     assert meta["seed"] == 9 and meta["defoci_A"] == [1.0, 2.0] and meta["substrate"] == "none"
+    images, _, meta = ds[1]
+    np.testing.assert_array_equal(images, rec.images[:, :2, :3])
+    assert meta["sampling_A"] == 0.15 and meta["image_shape_px"] == [2, 3]
+    assert ds.sampling_range_A == (0.1, 0.15)
     assert [p.name for p in tmp_path.iterdir()] == ["shard_0000.h5"]  # no temp left
     with pytest.raises(IndexError):
         ds[2]
+
+
+def test_reader_reads_stacked_shards_of_earlier_versions(tmp_path):
+    """Shards written before per-image sampling: one (n, C, H, W) stack, scalar sampling."""
+    path = tmp_path / "shard_0000.h5"
+    stack = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    cols = np.zeros(1, dtype=[("x_A", "f8"), ("y_A", "f8"), ("class", "i1")])
+    with h5py.File(path, "w") as f:
+        f.attrs.update(sampling_A=0.1, n_images=2, classes='["Mo", "S2", "S1"]')
+        f.create_dataset("images", data=stack)
+        for i in range(2):
+            f.create_group(f"image_{i:05d}").create_dataset("columns", data=cols)
+    ds = open_dataset(path)
+    images, _, meta = ds[1]
+    np.testing.assert_array_equal(images, stack[1])
+    assert meta["sampling_A"] == 0.1 and ds.sampling_range_A == (0.1, 0.1)
 
 
 def test_shard_sizes():
@@ -349,6 +457,9 @@ def test_shard_sizes():
         ("microscope", "defocus_offsets_A", [0, 0, 50], "strictly increasing"),
         ("microscope", "dose_e_per_A2", [0, 100], "dose_e_per_A2"),
         ("simulation", "output_sampling_A", 0.05, "finer than"),
+        ("simulation", "output_sampling_A", [0.05, 0.2], r"\(min 0.05\) is finer than"),
+        ("simulation", "output_sampling_A", [0.24, 0.2], "output_sampling_A: min 0.24 > max 0.2"),
+        ("simulation", "output_sampling_A", [0.2], "output_sampling_A must be a range"),
         ("sample", "s_vacancy_fraction", [0.2, 0.1], "s_vacancy_fraction"),
     ],
 )
@@ -381,14 +492,20 @@ def test_workflow_hrtem_shards(workflow_results, test_config):
         ds = open_dataset(shards)
         assert len(ds) == spec["n_images"]
         fov = hr["sample"]["field_of_view_A"]
-        n_px = round(fov[0] / hr["simulation"]["output_sampling_A"])
+        lo, hi = hr["simulation"]["output_sampling_A"]
+        assert ds.sampling_range_A == (lo, hi)
         seeds = set()
         for images, cols, meta in ds:
-            assert images.shape == (len(hr["microscope"]["defocus_offsets_A"]), n_px, n_px)
+            s = meta["sampling_A"]
+            assert lo <= s <= hi
+            shape = (round(fov[1] / s), round(fov[0] / s))
+            assert images.shape == (len(hr["microscope"]["defocus_offsets_A"]), *shape)
             assert np.isfinite(images).all() and images.std() > 0
             assert np.all(np.diff(meta["defoci_A"]) > 0)
             assert meta["substrate"] == spec["substrate"]
-            assert cols["x_A"].between(0, fov[0]).all() and cols["y_A"].between(0, fov[1]).all()
+            field = meta["field_of_view_A"]
+            assert cols["x_A"].between(0, field[0]).all()
+            assert cols["y_A"].between(0, field[1]).all()
             assert (cols["class"] == 0).sum() > 0
             seeds.add(meta["seed"])
         assert len(seeds) == len(ds)

@@ -8,10 +8,14 @@ import pytest
 import torch
 
 from temflow.errors import TemflowError
+from temflow.hrtem.columns import gaussian_targets
+from temflow.hrtem.shards import ImageRecord, write_shard
 from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
+    centre_crop,
     dihedral_augment,
+    load_column_images,
     normalise,
     subset,
 )
@@ -120,6 +124,7 @@ def test_tiny_training_lowers_loss_checkpoints_and_resumes(tmp_path) -> None:
         "args": {"in_channels": 3, "out_channels": 3, "depth": 6, "width": 1, "n_dilations": 10},
     }
     assert card["data"]["train"][str(files)] and card["sampling_A"] == 0.25
+    assert card["sampling_range_A"] == [0.25, 0.25]
     # Resume: two more epochs continue from the checkpoint instead of starting over.
     card2 = train_segmentation(
         "msdnet",
@@ -169,7 +174,94 @@ def test_bad_inputs(tmp_path) -> None:
     with pytest.raises(TemflowError, match="input channels"):
         load_segmentation_model(tmp_path / "unet.pt", "unet", two)
     model, _ = load_segmentation_model(tmp_path / "unet.pt", "unet", data)
+    # Samplings outside the trained range (here exactly 0.25 A/px).
+    off = ColumnImages(data.images, data.columns, [0.25, 0.25, 0.26], CLASSES)
+    with pytest.raises(TemflowError, match=r"0.25-0.25 A/px, but 1 of 3 images .* 0.26 A/px"):
+        load_segmentation_model(tmp_path / "unet.pt", "unet", off)
+    with pytest.raises(TemflowError, match="one pixel size per image"):
+        ColumnImages(data.images, data.columns, [0.25, 0.25], CLASSES)
     with pytest.raises(TemflowError, match="validation set is empty"):
         detect_columns(model, empty, 0.5, 2.0, 0.5)
     with pytest.raises(TemflowError, match="out of range"):
         subset(data, [3])
+
+
+# --- per-image sampling -------------------------------------------------------------------
+
+
+def test_centre_crop_keeps_columns_on_their_pixels() -> None:
+    """A (1, 6, 8) image at 0.5 A/px cropped to (4, 4): the window starts at row 1,
+    column 2, so columns shift by (-1.0, -0.5) A; those now outside are dropped."""
+    image = np.arange(48, dtype=np.float32).reshape(1, 6, 8)
+    cols = pd.DataFrame(
+        {
+            "x_A": [1.0, 2.5, 3.4, 0.5, 1.5],
+            "y_A": [0.5, 2.0, 1.0, 1.0, 2.6],
+            "class": [0, 1, 2, 0, 1],
+        }
+    )
+    out, kept = centre_crop(image, cols, 0.5, (4, 4))
+    np.testing.assert_array_equal(out, image[:, 1:5, 2:6])
+    # (1.0, 0.5) -> (0, 0); (2.5, 2.0) -> (1.5, 1.5); x = 3.4 -> 2.4 >= 4 * 0.5; x = 0.5 -> -0.5;
+    # y = 2.6 -> 2.1 >= 2.0: dropped
+    np.testing.assert_allclose(kept[["x_A", "y_A"]].to_numpy(), [[0.0, 0.0], [1.5, 1.5]])
+    assert kept["class"].tolist() == [0, 1]
+    for x, y in kept[["x_A", "y_A"]].to_numpy():  # the same pixel value as before the crop
+        i, j = round(y / 0.5), round(x / 0.5)
+        assert out[0, i, j] == image[0, i + 1, j + 2]
+
+
+def _record(shape: tuple[int, int], sampling: float, cols: pd.DataFrame) -> ImageRecord:
+    images = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
+    return ImageRecord(images, cols, np.zeros((0, 3)), np.zeros(0, int), np.eye(3),
+                       np.zeros((0, 3)), np.zeros(0, int), {"sampling_A": sampling})  # fmt: skip
+
+
+def test_load_column_images_crops_to_common_shape(tmp_path, caplog) -> None:
+    cols = pd.DataFrame({"x_A": [0.2, 3.0], "y_A": [0.3, 2.0], "class": [0, 2]})
+    records = [_record((40, 44), 0.1, cols), _record((36, 40), 0.11, cols)]
+    path = tmp_path / "shard_0000.h5"
+    write_shard(path, records, {"sampling_A": [0.1, 0.11], "classes": list(CLASSES)})
+    caplog.set_level("INFO", logger="temflow.segmentation.data")
+    data = load_column_images([path])
+    assert data.images.shape == (2, 3, 36, 40)
+    np.testing.assert_array_equal(data.images[0], records[0].images[:, 2:38, 2:42])
+    np.testing.assert_array_equal(data.images[1], records[1].images)
+    np.testing.assert_allclose(data.sampling_A, [0.1, 0.11])
+    assert data.sampling_range_A == (0.1, 0.11)
+    # image 0: shifted by 2 px = 0.2 A; (0.2, 0.3) -> (0.0, 0.1) stays, (3.0, 2.0) -> (2.8, 1.8)
+    np.testing.assert_allclose(data.columns[0][["x_A", "y_A"]], [[0.0, 0.1], [2.8, 1.8]])
+    pd.testing.assert_frame_equal(data.columns[1], cols)
+    assert sum("centre-cropped" in r.getMessage() for r in caplog.records) == 1
+    assert subset(data, [1]).sampling_range_A == (0.1, 0.11)
+
+
+def test_gaussian_targets_follow_each_images_sampling() -> None:
+    """The same column in A at 0.1 and 0.125 A/px: the target peaks at the same physical
+    position with the same width in A."""
+    cols = pd.DataFrame({"x_A": [2.0], "y_A": [1.5], "class": [1]})
+    data = ColumnImages(np.zeros((2, 3, 32, 32), np.float32), [cols, cols], [0.1, 0.125], CLASSES)
+    ds = SegmentationDataset(data, target_width_A=0.4)
+    for k, s in enumerate((0.1, 0.125)):
+        t = ds[k][1].numpy()[1]
+        i, j = np.unravel_index(np.argmax(t), t.shape)
+        assert (j * s, i * s) == pytest.approx((2.0, 1.5))
+        assert t[i, j] == pytest.approx(1.0)
+        assert t[i, j + round(0.5 / s)] == pytest.approx(np.exp(-0.5 * (0.5 / 0.4) ** 2), rel=1e-5)
+
+
+def test_detection_uses_each_images_sampling() -> None:
+    """Identity 'network' on perfect class maps drawn at 0.2 and 0.3 A/px: every column is
+    found and matched in A only if each image's own sampling is used."""
+    cols = pd.DataFrame({"x_A": [2.0, 5.0, 6.2, 3.1], "y_A": [3.0, 5.0, 1.6, 6.9],
+                         "class": [0, 1, 2, 0]})  # fmt: skip
+    maps = np.stack([gaussian_targets(cols, (40, 40), s, 0.4) for s in (0.2, 0.3)])
+    data = ColumnImages(maps, [cols, cols], [0.2, 0.3], CLASSES)
+    dets = detect_columns(torch.nn.Identity(), data, 0.5, 1.0, 0.1, device="cpu")
+    table = evaluation_table(dets, data)
+    assert table["sampling_A"].tolist() == [0.2, 0.3]
+    assert table["f1"].tolist() == [1.0, 1.0] and table["n_true"].tolist() == [4, 4]
+    for det in dets:
+        np.testing.assert_allclose(
+            np.sort(det.xy_A, axis=0), np.sort(cols[["x_A", "y_A"]], axis=0), atol=0.02
+        )

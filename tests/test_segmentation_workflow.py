@@ -25,6 +25,9 @@ def test_models_and_cards(workflow_results, test_config) -> None:
                 assert card["architecture"]["args"][key] == value
             assert card["training"]["epochs"] == seg["training"]["epochs"]
             assert card["target_width_A"] == seg["target_width_A"]
+            lo, hi = test_config["hrtem"]["simulation"]["output_sampling_A"]
+            assert card["sampling_range_A"] == [lo, hi] and lo < hi
+            assert card["sampling_A"] == pytest.approx((lo + hi) / 2)
             train = seg["datasets"][sub]["train"]
             assert all(f"/hrtem/{train}/" in p for p in card["data"]["train"])
             assert all(len(h) == 64 for h in card["data"]["train"].values())
@@ -44,6 +47,8 @@ def test_evaluation_tables(workflow_results, test_config) -> None:
             table = pd.read_csv(workflow_results / "eval" / f"{net}_{sub}.csv")
             val = seg["datasets"][sub]["val"]
             assert len(table) == hr[val]["n_images"]
+            lo, hi = test_config["hrtem"]["simulation"]["output_sampling_A"]
+            assert table["sampling_A"].between(lo, hi).all()
             for col in ("precision", "recall", "f1", "f1_Mo", "f1_S2", "f1_S1"):
                 assert table[col].between(0, 1).all()
             assert (table["tp"] <= table[["n_true", "n_pred"]].min(axis=1)).all()

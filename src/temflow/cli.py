@@ -97,12 +97,16 @@ def _segment(args: argparse.Namespace) -> int:
                 args.overlay if n == 1 else args.overlay.with_stem(f"{args.overlay.stem}_{k:03d}")
             )
             cols = result.columns[result.columns.image == k]
-            sg.plot_overlay(img, cols, result.sampling_A, path, list(card["classes"]))
+            sg.plot_overlay(img, cols, result.sampling_A[k], path, list(card["classes"]))
             written.append(str(path))
     counts = result.columns["class"].value_counts()
+    lo, hi = result.sampling_range_A
+    given = sorted(set(result.input_sampling_A))
+    at = f"{given[0]:g}" if len(given) == 1 else f"{given[0]:g}-{given[-1]:g}"
     print(
-        f"{series.source}: {len(result.resampled)} image(s) at {series.sampling_A:g} A/px "
-        f"({series.sampling_from}), resampled to the model's {result.sampling_A:g} A/px; "
+        f"{series.source}: {len(result.resampled)} image(s) at {at} A/px "
+        f"({series.sampling_from}); model trained on {lo:g}-{hi:g} A/px, "
+        f"{result.n_resampled} image(s) resampled into that range; "
         f"model {model_path} on {result.device}"
     )
     print(
@@ -172,10 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="find atomic columns (Mo, S2, S1) in a focal series with MSD-net / U-net",
         description=(
             "Detect atomic columns in an HR-TEM focal series with a trained segmentation "
-            "network. The series is resampled to the model's training sampling and "
-            "processed in overlapping tiles (margin >= the receptive-field radius, so tile "
-            "borders do not change the result). Output: CSV with image, x_A, y_A, class, "
-            "confidence (the class map's value at the peak; 1 = a training Gaussian)."
+            "network. An image whose pixel size lies outside the range the model was "
+            "trained on is resampled to the nearest end of it (others are kept as given); "
+            "images are processed in overlapping tiles (margin >= the receptive-field "
+            "radius, so tile borders do not change the result). Output: CSV with image, "
+            "x_A, y_A, class, confidence (the class map's value at the peak; 1 = a "
+            "training Gaussian)."
         ),
     )
     seg.add_argument(

@@ -10,5 +10,4 @@ with script_context(snakemake):  # noqa: F821
         name: open_dataset(path)[0]
         for name, path in zip(sm.params.datasets, sm.input.shards, strict=True)
     }
-    sampling_A = open_dataset(sm.input.shards[0]).sampling_A
-    plot_examples(examples, sampling_A, sm.output.png, dpi=sm.params.dpi)
+    plot_examples(examples, sm.output.png, dpi=sm.params.dpi)

@@ -32,14 +32,15 @@ with script_context(snakemake) as log:  # noqa: F821
         dets[net] = (d.xy_A, d.class_index, d.match.false_positives(), d.match.misses())
     plot_detections(
         one.images[0],
-        one.sampling_A,
+        float(one.sampling_A[0]),
         d.true_xy_A,
         d.true_class,
         dets,
         one.classes,
         sm.output.detections,
         defoci_A=one.defoci_A[0] if one.defoci_A else None,
-        title=f"{p.figure_substrate} validation image {p.figure_image}",
+        title=f"{p.figure_substrate} validation image {p.figure_image}, "
+        f"{float(one.sampling_A[0]):.4g} A/px",
         dpi=p.dpi,
     )
     log.info("figures written; summary:\n%s", pd.read_csv(sm.output.summary).to_string())

@@ -1,12 +1,14 @@
 """Reading users' focal series and resampling them to a model's training sampling.
 
-Accepted inputs (a :class:`FocalSeries` holds ``(N, C, H, W)`` float32 images, N = 1 except
-for pipeline shards):
+Accepted inputs (a :class:`FocalSeries` holds N focal series ``(C, H, W)`` float32 with a
+pixel size each; N = 1 except for pipeline shards and ``(N, C, H, W)`` arrays):
 
 * one multi-page TIFF (C pages, or one (C, H, W) page stack), or C single-page TIFFs
   given in focal order; sampling from ImageJ / resolution tags when present;
 * ``.npy``: an array (C, H, W) (or (N, C, H, W)); no metadata, so ``--sampling`` is needed;
-* an HDF5 shard written by the pipeline (``images`` (N, C, H, W), attribute ``sampling_A``);
+* an HDF5 shard written by the pipeline (:mod:`temflow.hrtem.shards`: per image a group
+  with ``images`` (C, H, W) and its own ``sampling_A``), or any HDF5 file with a root
+  ``images`` (N, C, H, W) dataset and a ``sampling_A`` attribute (A/px);
 * microscope files ``.dm3``, ``.dm4``, ``.emd``, ``.ser`` read with rosettasciio: one
   (C, H, W) signal, or C 2-D signals of one size; sampling from the axes' scale and units.
 
@@ -34,10 +36,14 @@ UNITS_A |= {"um": 1e4, "µm": 1e4, "μm": 1e4, "micron": 1e4, "m": 1e10}
 
 @dataclass
 class FocalSeries:
-    """Images (N, C, H, W) float32 with their pixel size; ``source`` names the input."""
+    """Focal series with their pixel sizes; ``source`` names the input.
 
-    images: np.ndarray
-    sampling_A: float | None
+    ``images[n]`` is one (C, H, W) float32 focal series and ``sampling_A[n]`` its pixel
+    size in A (images of a pipeline shard may differ in both).
+    """
+
+    images: list[np.ndarray]
+    sampling_A: list[float]
     source: str
     sampling_from: str = ""  # where the sampling came from (file metadata or --sampling)
 
@@ -95,15 +101,27 @@ def _read_tiffs(paths: Sequence[Path]) -> tuple[np.ndarray, float | None]:
     return data, sampling
 
 
-def _read_shard(path: Path) -> tuple[np.ndarray, float | None]:
+def _read_shard(path: Path) -> tuple[np.ndarray | list[np.ndarray], float | list[float] | None]:
     import h5py
 
     with h5py.File(path, "r") as f:
-        if "images" not in f:
-            raise TemflowError(f"{path}: HDF5 file has no 'images' dataset (not a temflow shard)")
-        data = f["images"][()]
-        sampling = f.attrs.get("sampling_A")
-    return data, None if sampling is None else float(sampling)
+        stacked = "images" in f
+        if stacked:
+            data = f["images"][()]
+            sampling = f.attrs.get("sampling_A")
+        elif "image_00000" not in f:
+            raise TemflowError(
+                f"{path}: HDF5 file has no 'images' dataset or image groups (not a temflow shard)"
+            )
+    if stacked:
+        return data, None if sampling is None else float(np.ravel(sampling)[0])
+    from temflow.hrtem.shards import open_dataset
+
+    images, samplings = [], []
+    for img, _, meta in open_dataset(path):
+        images.append(img)
+        samplings.append(float(meta["sampling_A"]))
+    return images, samplings
 
 
 def _read_rsciio(path: Path) -> tuple[np.ndarray, float | None]:
@@ -178,38 +196,44 @@ def read_focal_series(
         raise
     except Exception as err:  # noqa: BLE001 - any parse failure is a bad file
         raise TemflowError(f"{name}: cannot read the file: {err}") from err
-    data = np.asarray(data)
-    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
-        raise TemflowError(f"{name}: expected real-valued pixels, got dtype {data.dtype}")
-    if data.ndim == 2:
+    arrays = [np.asarray(a) for a in data] if isinstance(data, list) else [np.asarray(data)]
+    for a in arrays:
+        if not (np.issubdtype(a.dtype, np.number) and not np.iscomplexobj(a)):
+            raise TemflowError(f"{name}: expected real-valued pixels, got dtype {a.dtype}")
+    if len(arrays) == 1 and arrays[0].ndim == 2:
         raise TemflowError(
             f"{name}: got one 2-D image; expected a focal series of {channels} images"
         )
-    if data.ndim == 3:
-        data = data[None]
-    if data.ndim != 4 or data.shape[1] != channels:
-        raise TemflowError(
-            f"{name}: expected {channels} images (channels) of one focal series, got an "
-            f"array of shape {data.shape[1:] if data.ndim == 4 else data.shape}"
-        )
-    if min(data.shape[-2:]) < 2:
-        raise TemflowError(f"{name}: images of {data.shape[-2:]} px are too small")
-    bad = ~np.isfinite(data)
-    if bad.any():
-        n, c, i, j = np.argwhere(bad)[0]
-        raise TemflowError(
-            f"{name}: {int(bad.sum())} NaN or infinite pixel(s) (first: image {n}, "
-            f"channel {c}, pixel [{i}, {j}])"
-        )
-    if found is not None and found > 0:
-        sampling, source = float(found), "file metadata"
+    if len(arrays) == 1 and arrays[0].ndim == 4:
+        arrays = list(arrays[0])
+    for a in arrays:
+        if a.ndim != 3 or a.shape[0] != channels:
+            raise TemflowError(
+                f"{name}: expected {channels} images (channels) of one focal series, got an "
+                f"array of shape {a.shape}"
+            )
+    for n, a in enumerate(arrays):
+        if min(a.shape[-2:]) < 2:
+            raise TemflowError(f"{name}: images of {a.shape[-2:]} px are too small")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            c, i, j = np.argwhere(bad)[0]
+            raise TemflowError(
+                f"{name}: {int(bad.sum())} NaN or infinite pixel(s) (first: image {n}, "
+                f"channel {c}, pixel [{i}, {j}])"
+            )
+    found_list = [] if found is None else [float(v) for v in np.ravel(found)]
+    if found_list and all(v > 0 for v in found_list):
+        samplings = found_list * len(arrays) if len(found_list) == 1 else found_list
+        source = "file metadata"
     elif sampling_A is not None:
-        sampling, source = float(sampling_A), "--sampling"
+        samplings, source = [float(sampling_A)] * len(arrays), "--sampling"
     else:
         raise TemflowError(f"{name}: the file has no pixel size; give it with --sampling (A/px)")
-    if not sampling > 0:
-        raise TemflowError(f"--sampling: expected > 0 A/px, got {sampling}")
-    return FocalSeries(np.ascontiguousarray(data, dtype=np.float32), sampling, name, source)
+    if not all(v > 0 for v in samplings):
+        raise TemflowError(f"--sampling: expected > 0 A/px, got {sampling_A}")
+    images = [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
+    return FocalSeries(images, samplings, name, source)
 
 
 def resample(images: np.ndarray, from_A: float, to_A: float) -> np.ndarray:

@@ -1,6 +1,8 @@
 """``temflow segment``: atomic columns in users' focal series with a trained MSD-net / U-net.
 
-Steps per image: resample to the model card's ``sampling_A`` (:func:`resample`), normalise
+Steps per image: keep the image's pixel size when it lies inside the range the model was
+trained on (the card's ``sampling_range_A``; older cards: their one ``sampling_A``), else
+resample it to the nearest end of that range (:func:`resample`, logged); normalise
 each channel over the WHOLE image (zero mean, unit std — the training normalisation of
 :func:`temflow.segmentation.data.normalise`), run the network over overlapping tiles,
 find peaks per class map (:func:`temflow.evaluation.find_peaks_per_class`, as the
@@ -36,7 +38,7 @@ from temflow.apply.images import FocalSeries, resample
 from temflow.errors import TemflowError
 from temflow.evaluation import find_peaks_per_class
 from temflow.segmentation.data import normalise
-from temflow.segmentation.pipeline import NETWORKS
+from temflow.segmentation.pipeline import NETWORKS, card_sampling_range
 from temflow.training import load_model, resolve_device
 
 log = logging.getLogger(__name__)
@@ -159,11 +161,27 @@ def predict_tiled(
 @dataclass
 class SegmentResult:
     columns: pd.DataFrame  # image, x_A, y_A, class, confidence
-    maps: list[np.ndarray]  # per image (K, h, w) at the model sampling
-    resampled: list[np.ndarray]  # per image (C, h, w) at the model sampling
-    sampling_A: float  # model sampling
-    input_sampling_A: float
+    maps: list[np.ndarray]  # per image (K, h, w) at the sampling it was segmented at
+    resampled: list[np.ndarray]  # per image (C, h, w) as segmented (resampled or as given)
+    sampling_A: list[float]  # per image: the sampling it was segmented at (A/px)
+    input_sampling_A: list[float]  # per image: the input's sampling (A/px)
+    sampling_range_A: tuple[float, float]  # the model's trained range (A/px)
     device: str
+
+    @property
+    def n_resampled(self) -> int:
+        """Images whose sampling lay outside the trained range (and were resampled)."""
+        return sum(
+            not np.isclose(a, b, rtol=1e-9)
+            for a, b in zip(self.sampling_A, self.input_sampling_A, strict=True)
+        )
+
+
+def model_sampling(sampling_A: float, trained_A: tuple[float, float]) -> float:
+    """The sampling to segment an image at: its own inside the trained range, else the
+    nearest end of the range."""
+    lo, hi = trained_A
+    return float(min(max(sampling_A, lo), hi))
 
 
 def segment_series(
@@ -179,26 +197,40 @@ def segment_series(
 ) -> SegmentResult:
     """Columns of every image of ``series``; see the module docstring."""
     channels = int(card["in_channels"])
-    if series.images.shape[1] != channels:
-        raise TemflowError(
-            f"{series.source}: {series.images.shape[1]} channels, but the model "
-            f"{model_path} was trained on {channels}-image focal series"
-        )
-    model_sampling = float(card["sampling_A"])
-    assert series.sampling_A is not None
-    images = resample(series.images, series.sampling_A, model_sampling)
-    if min(images.shape[-2:]) <= 10:
-        raise TemflowError(
-            f"{series.source}: {images.shape[-2:]} px at the model's {model_sampling} A/px "
-            "is too small an image"
-        )
+    for img in series.images:
+        if img.shape[0] != channels:
+            raise TemflowError(
+                f"{series.source}: {img.shape[0]} channels, but the model "
+                f"{model_path} was trained on {channels}-image focal series"
+            )
+    trained = card_sampling_range(card, model_path)
+    images, samplings = [], []
+    for n, (img, s_in) in enumerate(zip(series.images, series.sampling_A, strict=True)):
+        s = model_sampling(s_in, trained)
+        if not np.isclose(s, s_in, rtol=1e-9):
+            log.info(
+                "image %d: %.4g A/px is outside the model's trained range [%.4g, %.4g] A/px; "
+                "resampled to %.4g A/px",
+                n,
+                s_in,
+                *trained,
+                s,
+            )
+            img = resample(img, s_in, s)
+        if min(img.shape[-2:]) <= 10:
+            raise TemflowError(
+                f"{series.source}: image {n} is {img.shape[-2:]} px at {s:g} A/px, "
+                "too small an image"
+            )
+        images.append(img)
+        samplings.append(s)
     dev = resolve_device(device)
     rows, maps = [], []
     classes = list(card["classes"])
-    for n, img in enumerate(images):
+    for n, (img, s) in enumerate(zip(images, samplings, strict=True)):
         m = predict_tiled(model, normalise(img), dev, tile_px, margin_px)
-        xy, cls = find_peaks_per_class(m, model_sampling, threshold, min_separation_A, classes)
-        rc = np.clip(np.rint(xy[:, ::-1] / model_sampling).astype(int), 0, None)
+        xy, cls = find_peaks_per_class(m, s, threshold, min_separation_A, classes)
+        rc = np.clip(np.rint(xy[:, ::-1] / s).astype(int), 0, None)
         conf = m[cls, np.minimum(rc[:, 0], m.shape[1] - 1), np.minimum(rc[:, 1], m.shape[2] - 1)]
         rows.append(
             pd.DataFrame(
@@ -216,9 +248,10 @@ def segment_series(
     return SegmentResult(
         table.reset_index(drop=True),
         maps,
-        list(images),
-        model_sampling,
-        float(series.sampling_A),
+        images,
+        samplings,
+        [float(v) for v in series.sampling_A],
+        trained,
         str(dev),
     )
 

@@ -13,10 +13,15 @@ from tqdm import tqdm
 
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, find_columns
-from temflow.hrtem.microscope import check_microscope_params, sample_microscope
+from temflow.hrtem.microscope import (
+    check_microscope_params,
+    draw_output_sampling,
+    sample_microscope,
+    sampling_range,
+)
 from temflow.hrtem.samples import check_sample_params, make_sample
 from temflow.hrtem.shards import ImageRecord, write_shard
-from temflow.hrtem.simulate import check_sampling, simulate_image
+from temflow.hrtem.simulate import check_sampling, image_field, output_shape, simulate_image
 from temflow.io import software_versions
 from temflow.md.vibrations import lookup_sigmas
 from temflow.seeding import derive_seed
@@ -30,6 +35,13 @@ def check_config(hrtem: Mapping[str, Any]) -> None:
     check_microscope_params(hrtem["microscope"])
     sim = hrtem["simulation"]
     check_sampling(sim["potential_sampling_A"], sim["output_sampling_A"])
+    fov = hrtem["sample"]["field_of_view_A"]
+    _, coarsest = sampling_range(sim["output_sampling_A"])
+    if min(output_shape(fov, coarsest)) < 2:
+        raise TemflowError(
+            f"hrtem.sample.field_of_view_A={list(fov)} is less than 2 pixels of "
+            f"hrtem.simulation.output_sampling_A={coarsest} A"
+        )
     if sim["n_configs"] < 1:
         raise TemflowError("hrtem.simulation.n_configs must be >= 1")
 
@@ -43,14 +55,24 @@ def make_image(
     device: str = "cpu",
     noise: bool = True,
 ) -> ImageRecord:
-    """One image, reproducible from ``seed`` alone (sample, parameters, phonons, noise)."""
+    """One image, reproducible from ``seed`` alone (sample, parameters, phonons, noise).
+
+    The output sampling ``s`` is drawn first; the image has ``(H, W) = round(field / s)``
+    pixels (:func:`~temflow.hrtem.simulate.output_shape`) and the specimen cell is the
+    field ``(W * s, H * s)`` (:func:`~temflow.hrtem.simulate.image_field`, within half a
+    pixel of ``hrtem.sample.field_of_view_A``). ``sampling_A``, ``image_shape_px`` (H, W)
+    and ``field_of_view_A`` (Lx, Ly) are stored with the image's other parameters.
+    """
     rng = np.random.default_rng(seed)
-    sample = make_sample(hrtem["sample"], substrate, rng, cutoffs_A)
+    sim = hrtem["simulation"]
+    sampling = draw_output_sampling(sim["output_sampling_A"], rng)
+    field = image_field(hrtem["sample"]["field_of_view_A"], sampling)
+    sample_params = {**hrtem["sample"], "field_of_view_A": list(field)}
+    sample = make_sample(sample_params, substrate, rng, cutoffs_A)
     atoms = sample.atoms
     sigmas = lookup_sigmas(vibrations, atoms.get_chemical_symbols(), sample.coordination)
     params = sample_microscope(hrtem["microscope"], rng)
     phonon_seed = int(rng.integers(2**31 - 1))
-    sim = hrtem["simulation"]
     images = simulate_image(
         atoms,
         sigmas,
@@ -59,13 +81,16 @@ def make_image(
         seed=phonon_seed,
         potential_sampling_A=sim["potential_sampling_A"],
         slice_thickness_A=sim["slice_thickness_A"],
-        output_sampling_A=sim["output_sampling_A"],
+        output_sampling_A=sampling,
         rng=rng if noise else None,
         device=device,
     )
     columns = find_columns(atoms, sample.field_A)
     attrs: dict[str, Any] = {
         **params.as_dict(),
+        "sampling_A": sampling,
+        "image_shape_px": np.asarray(images.shape[-2:], dtype=np.int64),
+        "field_of_view_A": [float(x) for x in sample.field_A],
         "seed": int(seed),
         "phonon_seed": phonon_seed,
         "n_configs": int(sim["n_configs"]),
@@ -110,7 +135,7 @@ def generate_shard(
         records.append(make_image(hrtem, substrate, seed, vibrations, cutoffs_A, device))
     sim = hrtem["simulation"]
     attrs = {
-        "sampling_A": float(sim["output_sampling_A"]),
+        "sampling_A": list(sampling_range(sim["output_sampling_A"])),
         "field_of_view_A": list(hrtem["sample"]["field_of_view_A"]),
         "classes": list(CLASSES),
         "defocus_offsets_A": list(hrtem["microscope"]["defocus_offsets_A"]),

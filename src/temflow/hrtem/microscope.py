@@ -4,11 +4,16 @@ Every range is ``[lo, hi]`` (``lo == hi`` fixes the value). The focal series is
 ``centre + offsets`` with the centre drawn per image; offsets must be non-empty and
 strictly increasing, so channels come out in increasing-defocus order. Dose is drawn
 log-uniformly. Defocus follows abTEM (``defocus = -C10``; positive = underfocus).
+
+The output pixel size (``hrtem.simulation.output_sampling_A``, a range ``[min, max]`` or
+one number) is drawn per image too (:func:`draw_output_sampling`, uniformly), before the
+sample; a degenerate range draws nothing, so such configs give the same images as when
+the key was a single number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -105,3 +110,38 @@ def sample_microscope(params: Mapping, rng: np.random.Generator) -> MicroscopePa
         mtf_half_nyquist=uniform("mtf_half_nyquist"),
         mtf_power=uniform("mtf_power"),
     )
+
+
+def sampling_range(
+    value: float | Sequence[float], key: str = "output_sampling_A"
+) -> tuple[float, float]:
+    """``hrtem.simulation.output_sampling_A`` as ``(min, max)`` in A/px.
+
+    A single number is the degenerate range ``(v, v)`` (configs written before the key
+    became a range). Raises TemflowError naming the key for anything but one or two
+    positive numbers with ``min <= max``.
+    """
+    name = f"hrtem.simulation.{key}"
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        lo = hi = float(value)
+    else:
+        try:
+            lo, hi = (float(v) for v in value)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise TemflowError(
+                f"{name} must be a range [min, max] of A/px (or one number), got {value!r}"
+            ) from None
+    if not (lo > 0 and hi > 0):
+        raise TemflowError(f"{name} must be positive, got {value!r}")
+    if lo > hi:
+        raise TemflowError(f"{name}: min {lo} > max {hi}; expected a range [min, max] of A/px")
+    return lo, hi
+
+
+def draw_output_sampling(value: float | Sequence[float], rng: np.random.Generator) -> float:
+    """One image's output pixel size (A), uniform in the configured range.
+
+    A degenerate range returns its value without drawing from ``rng``.
+    """
+    lo, hi = sampling_range(value)
+    return float(rng.uniform(lo, hi)) if hi > lo else lo

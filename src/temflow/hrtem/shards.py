@@ -2,24 +2,32 @@
 
 Layout of ``results/hrtem/{dataset}/shard_{k:04d}.h5``::
 
-    attrs:   sampling_A, field_of_view_A, classes (JSON list), defocus_offsets_A,
-             n_images, dataset, substrate, shard, shard_seed, image_frame,
-             software_versions (JSON), config (JSON of the parameters used)
-    images   (n, C, H, W) float32 focal series (counts per pixel), C = focal settings
-             in increasing-defocus order; frame: pixel [i, j] <-> (x = j*s, y = i*s)
+    attrs:   sampling_A (the configured range [min, max] of the images' pixel size, A),
+             field_of_view_A (the configured, nominal field), classes (JSON list),
+             defocus_offsets_A, n_images, dataset, substrate, shard, shard_seed,
+             image_frame, software_versions (JSON), config (JSON of the parameters used)
     image_{i:05d}/            one group per image
+        images       (C, H, W) float32 focal series (counts per pixel), C = focal settings
+                     in increasing-defocus order; frame: pixel [i, j] <-> (x = j*s, y = i*s)
+                     with s = this image's sampling_A; each image keeps its own (H, W)
         columns      compound (x_A f8, y_A f8, class i1); class indexes ``classes``
         positions_A  (N, 3) undisplaced atom positions; numbers (N,); cell_A (3, 3)
         sigmas_A     (N, 3) frozen-phonon sigmas (sx, sy, sz); coordination (N,)
-        attrs: every microscope parameter (energy_eV, defoci_A, Cs_A, ...), seed,
-               phonon_seed, and the sample's drawn values (rotation, vacancies, ...)
+        attrs: sampling_A (this image's pixel size, A), image_shape_px (H, W),
+               field_of_view_A (this image's field W*s, H*s), every microscope
+               parameter (energy_eV, defoci_A, Cs_A, ...), seed, phonon_seed, and the
+               sample's drawn values (rotation, vacancies, ...)
+
+Arrays are gzip-compressed (level 4, byte shuffle; one chunk per image), which h5py and
+every HDF5 reader decode transparently. Shards written before per-image sampling (one
+``images`` (n, C, H, W) stack, a scalar ``sampling_A`` attribute) are still read.
 
 Reading::
 
     from temflow.hrtem.shards import open_dataset
     ds = open_dataset(sorted(Path("results/hrtem/train_bare").glob("shard_*.h5")))
     images, columns, meta = ds[0]     # (C, H, W) float32, DataFrame x_A/y_A/class, dict
-    ds.sampling_A, ds.classes, len(ds)
+    meta["sampling_A"], ds.sampling_range_A, ds.classes, len(ds)
 """
 
 from __future__ import annotations
@@ -38,14 +46,18 @@ from temflow.errors import TemflowError
 from temflow.io import atomic_path
 
 COLUMN_DTYPE = np.dtype([("x_A", "f8"), ("y_A", "f8"), ("class", "i1")])
-IMAGE_FRAME = "pixel [i, j] samples x = j * sampling_A, y = i * sampling_A"
+IMAGE_FRAME = (
+    "pixel [i, j] samples x = j * sampling_A, y = i * sampling_A (the image group's sampling_A)"
+)
+#: h5py dataset options of every array (gzip level 4 after a byte shuffle).
+COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
 @dataclass
 class ImageRecord:
     """Everything stored for one image."""
 
-    images: np.ndarray  # (C, H, W) float32
+    images: np.ndarray  # (C, H, W) float32; H, W may differ between the images of a shard
     columns: pd.DataFrame  # x_A, y_A, class
     positions_A: np.ndarray
     numbers: np.ndarray
@@ -61,8 +73,27 @@ def _attr(value: Any) -> Any:
     return value
 
 
-def write_shard(path: str | Path, records: Sequence[ImageRecord], attrs: Mapping[str, Any]) -> None:
-    """Write ``records`` to ``path`` atomically (temp name + rename)."""
+def _compressed(group: h5py.Group, name: str, data: np.ndarray, options: Mapping[str, Any]) -> None:
+    """A dataset in one chunk with the filter ``options`` (empty arrays, which HDF5
+    cannot chunk, and no options: a plain contiguous dataset)."""
+    if data.size == 0 or not options:
+        group.create_dataset(name, data=data)
+    else:
+        group.create_dataset(name, data=data, chunks=data.shape, **options)
+
+
+def write_shard(
+    path: str | Path,
+    records: Sequence[ImageRecord],
+    attrs: Mapping[str, Any],
+    compression: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``records`` to ``path`` atomically (temp name + rename).
+
+    ``compression``: h5py filter options of every array (default :data:`COMPRESSION`;
+    ``{}`` writes uncompressed, as bench/bench_shards.py compares).
+    """
+    options = COMPRESSION if compression is None else dict(compression)
     if not records:
         raise TemflowError(f"refusing to write an empty shard {path}")
     with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
@@ -75,19 +106,21 @@ def write_shard(path: str | Path, records: Sequence[ImageRecord], attrs: Mapping
                 f.attrs[key] = _attr(value)
         f.attrs["n_images"] = len(records)
         f.attrs["image_frame"] = IMAGE_FRAME
-        stack = np.stack([r.images for r in records]).astype(np.float32)
-        f.create_dataset("images", data=stack, chunks=(1, *stack.shape[1:]))
         for i, r in enumerate(records):
             g = f.create_group(f"image_{i:05d}")
+            images = np.asarray(r.images, dtype=np.float32)
+            if images.ndim != 3:
+                raise TemflowError(f"image {i} for {path}: expected (C, H, W), got {images.shape}")
+            _compressed(g, "images", images, options)
             cols = np.zeros(len(r.columns), dtype=COLUMN_DTYPE)
             for name in COLUMN_DTYPE.names:
                 cols[name] = r.columns[name].to_numpy()
-            g.create_dataset("columns", data=cols)
-            g.create_dataset("positions_A", data=np.asarray(r.positions_A, dtype=float))
-            g.create_dataset("numbers", data=np.asarray(r.numbers, dtype=np.int16))
+            _compressed(g, "columns", cols, options)
+            _compressed(g, "positions_A", np.asarray(r.positions_A, dtype=float), options)
+            _compressed(g, "numbers", np.asarray(r.numbers, dtype=np.int16), options)
             g.create_dataset("cell_A", data=np.asarray(r.cell_A, dtype=float))
-            g.create_dataset("sigmas_A", data=np.asarray(r.sigmas_A, dtype=float))
-            g.create_dataset("coordination", data=np.asarray(r.coordination, dtype=np.int16))
+            _compressed(g, "sigmas_A", np.asarray(r.sigmas_A, dtype=float), options)
+            _compressed(g, "coordination", np.asarray(r.coordination, dtype=np.int16), options)
             for key, value in r.attrs.items():
                 g.attrs[key] = _attr(value)
 
@@ -113,13 +146,22 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
         return {k: _decode(v) for k, v in f.attrs.items()}
 
 
+def sampling_range_of(attrs: Mapping[str, Any]) -> tuple[float, float]:
+    """The ``(min, max)`` pixel size of a shard's file attributes (a scalar: both)."""
+    value = np.ravel(np.asarray(attrs["sampling_A"], dtype=float))
+    return float(value.min()), float(value.max())
+
+
 class Dataset:
     """Images and labels across one or more shards, indexed 0..len-1 in shard order.
 
     ``ds[i] -> (images (C, H, W) float32, columns DataFrame[x_A, y_A, class], meta dict)``;
-    ``meta`` holds the image's microscope parameters, seeds and sample values, plus
-    ``shard`` (path) and ``index`` (within the shard). ``ds.atoms(i)`` returns the atoms,
-    ``ds.sigmas(i)`` the per-atom sigmas. Files are opened per access (fork/worker safe).
+    ``meta`` holds the image's ``sampling_A`` (A/px) and ``image_shape_px``, its
+    microscope parameters, seeds and sample values, plus ``shard`` (path) and ``index``
+    (within the shard). Images of one dataset may differ in sampling and shape.
+    ``ds.sampling_range_A`` is the union of the shards' configured ranges.
+    ``ds.atoms(i)`` returns the atoms, ``ds.sigmas(i)`` the per-atom sigmas. Files are
+    opened per access (fork/worker safe).
     """
 
     def __init__(self, paths: Sequence[str | Path]):
@@ -132,16 +174,20 @@ class Dataset:
             if not p.is_file():
                 raise TemflowError(f"HR-TEM shard {p} does not exist")
             a = read_attrs(p)
+            if "sampling_A" not in a or "n_images" not in a:
+                raise TemflowError(f"{p}: not a temflow HR-TEM shard (no sampling_A / n_images)")
             self.attrs.append(a)
             self._index += [(k, i) for i in range(int(a["n_images"]))]
         first = self.attrs[0]
         for p, a in zip(self.paths, self.attrs, strict=True):
-            if a["sampling_A"] != first["sampling_A"] or list(a["classes"]) != list(
-                first["classes"]
-            ):
-                raise TemflowError(f"shard {p} differs from {self.paths[0]} in sampling or classes")
-        self.sampling_A: float = float(first["sampling_A"])
-        self.classes: tuple[str, ...] = tuple(first["classes"])
+            if list(a.get("classes", [])) != list(first.get("classes", [])):
+                raise TemflowError(f"shard {p} differs from {self.paths[0]} in classes")
+        ranges = [sampling_range_of(a) for a in self.attrs]
+        self.sampling_range_A: tuple[float, float] = (
+            min(r[0] for r in ranges),
+            max(r[1] for r in ranges),
+        )
+        self.classes: tuple[str, ...] = tuple(first.get("classes", []))
 
     def __len__(self) -> int:
         return len(self._index)
@@ -155,13 +201,16 @@ class Dataset:
     def __getitem__(self, i: int) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
         path, j = self._locate(i)
         with h5py.File(path, "r") as f:
-            images = f["images"][j]
             g = f[f"image_{j:05d}"]
+            images = g["images"][()] if "images" in g else f["images"][j]  # older: one stack
             cols = g["columns"][()]
             meta = {k: _decode(v) for k, v in g.attrs.items()}
+            if "sampling_A" not in meta:  # older shards: one sampling in the file attrs
+                meta["sampling_A"] = float(np.ravel(f.attrs["sampling_A"])[0])
         columns = pd.DataFrame(
             {"x_A": cols["x_A"], "y_A": cols["y_A"], "class": cols["class"].astype(np.int64)}
         )
+        meta.setdefault("image_shape_px", list(images.shape[-2:]))
         meta.update(shard=str(path), index=j)
         return images, columns, meta
 

@@ -26,7 +26,7 @@ import numpy as np
 from ase import Atoms
 
 from temflow.errors import TemflowError
-from temflow.hrtem.microscope import MicroscopeParams
+from temflow.hrtem.microscope import MicroscopeParams, sampling_range
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,20 @@ def abtem_device(device: str) -> Iterator[None]:
         yield
 
 
-def check_sampling(potential_sampling_A: float, output_sampling_A: float) -> None:
-    """The output grid may not be finer than the potential grid it is resampled from."""
-    if potential_sampling_A <= 0 or output_sampling_A <= 0:
+def check_sampling(potential_sampling_A: float, output_sampling_A: float | Sequence[float]) -> None:
+    """The output grid may not be finer than the potential grid it is resampled from.
+
+    ``output_sampling_A`` is one value or the configured range ``[min, max]`` (its min is
+    checked); raises TemflowError naming the key.
+    """
+    if not potential_sampling_A > 0:
         raise TemflowError(
-            "hrtem.simulation.potential_sampling_A and "
-            "hrtem.simulation.output_sampling_A must be positive"
+            f"hrtem.simulation.potential_sampling_A must be positive, got {potential_sampling_A}"
         )
-    if output_sampling_A < potential_sampling_A:
+    lo, _ = sampling_range(output_sampling_A)
+    if lo < potential_sampling_A:
         raise TemflowError(
-            f"hrtem.simulation.output_sampling_A={output_sampling_A} A is finer than "
+            f"hrtem.simulation.output_sampling_A={output_sampling_A} A (min {lo}) is finer than "
             f"potential_sampling_A={potential_sampling_A} A: the potential must be sampled at "
             "least as finely as the output images (lower potential_sampling_A)"
         )
@@ -372,8 +376,46 @@ def detector(
 
 
 def output_shape(field_A: Sequence[float], output_sampling_A: float) -> tuple[int, int]:
-    """(H, W) of the output images: the field of view at the output sampling (rounded)."""
+    """(H, W) of the output images: the field of view at the output sampling (rounded).
+
+    H comes from the field's y extent, W from its x extent.
+    """
     return (int(round(field_A[1] / output_sampling_A)), int(round(field_A[0] / output_sampling_A)))
+
+
+def image_field(field_A: Sequence[float], output_sampling_A: float) -> tuple[float, float]:
+    """The field of view (Lx, Ly) in A of an image of :func:`output_shape` pixels at
+    ``output_sampling_A``: ``(W * s, H * s)``, within half a pixel of ``field_A``.
+
+    The per-image specimen cell is this field, so the pixels tile the periodic cell
+    exactly at the drawn sampling (square pixels, no seam in the pixel grid).
+    """
+    h, w = output_shape(field_A, output_sampling_A)
+    return (w * output_sampling_A, h * output_sampling_A)
+
+
+def potential_grid_sampling(
+    field_A: Sequence[float], potential_sampling_A: float
+) -> float | tuple[float, float]:
+    """The sampling to give abTEM for the potential of a ``field_A`` cell.
+
+    abTEM takes ``ceil(L / s)`` grid points per axis. A field drawn per image makes that an
+    arbitrary number, often with a large prime factor (514 = 2 * 257), which makes every
+    FFT of the multislice ~3x slower than at 512 or 525. Where that happens the grid is
+    raised to ``scipy.fft.next_fast_len`` points per axis (the returned per-axis sampling
+    is ``L / n``, a hair larger so abTEM's ceil lands on ``n``): never coarser than
+    ``potential_sampling_A``. Fields whose grids are already fast get
+    ``potential_sampling_A`` back unchanged (the same images as before).
+    """
+    import scipy.fft
+
+    lengths = [float(field_A[0]), float(field_A[1])]
+    gpts = [int(np.ceil(n / potential_sampling_A)) for n in lengths]
+    fast = [scipy.fft.next_fast_len(n) for n in gpts]
+    if fast == gpts:
+        return potential_sampling_A
+    sx, sy = (L / n * (1 + 1e-9) for L, n in zip(lengths, fast, strict=True))
+    return (sx, sy)
 
 
 def simulate_image(
@@ -391,14 +433,17 @@ def simulate_image(
     """Focal series (n_defoci, H, W) float32 in the image frame, counts per pixel.
 
     The field of view is the cell's in-plane size; the output grid is the cell at
-    ``output_sampling_A`` (which must divide it, within 1e-6 relative). ``rng=None`` gives
-    the noise-free expected counts.
+    ``output_sampling_A`` (which must divide it, within 1e-6 relative: a per-image
+    sampling comes with its own field, :func:`image_field`). The potential grid is at
+    most ``potential_sampling_A`` and FFT-friendly (:func:`potential_grid_sampling`).
+    ``rng=None`` gives the noise-free expected counts.
     """
     check_sampling(potential_sampling_A, output_sampling_A)
     field = (float(atoms.cell[0, 0]), float(atoms.cell[1, 1]))
     shape = output_shape(field, output_sampling_A)
     if (
-        abs(shape[0] * output_sampling_A - field[1]) > 1e-6 * field[1]
+        min(shape) < 1
+        or abs(shape[0] * output_sampling_A - field[1]) > 1e-6 * field[1]
         or abs(shape[1] * output_sampling_A - field[0]) > 1e-6 * field[0]
     ):
         raise TemflowError(
@@ -411,7 +456,7 @@ def simulate_image(
         params,
         n_configs,
         seed,
-        potential_sampling_A,
+        potential_grid_sampling(field, potential_sampling_A),  # type: ignore[arg-type]
         slice_thickness_A,
         device=device,
         out_shape=(shape[1], shape[0]),

@@ -13,6 +13,10 @@ from temflow.errors import TemflowError
 
 log = logging.getLogger(__name__)
 
+#: (element, coordination, nearest) fallbacks already logged by :func:`lookup_sigmas` in
+#: this process (one line each, not one per image).
+_REPORTED_FALLBACKS: set[tuple[str, int, int]] = set()
+
 RUN_COLUMNS = [
     "system",
     "run",
@@ -125,7 +129,8 @@ def lookup_sigmas(
 
     Entries of the same element and coordination are averaged over ``systems`` (all by
     default), weighted by atom count. A coordination the table lacks falls back to the
-    nearest one of that element (ties: the higher; logged); an element it lacks is an error.
+    nearest one of that element (ties: the higher; logged once per process for each
+    (element, coordination -> nearest)); an element it lacks is an error.
     """
     t = table if systems is None else table[table["system"].isin(systems)]
     w = t.assign(wxy=t.sigma_xy * t.n_atoms, wz=t.sigma_z * t.n_atoms)
@@ -136,7 +141,6 @@ def lookup_sigmas(
         by_element.setdefault(element, [])
         by_element[element].append(cn)
     out = np.empty((len(symbols), 3))
-    warned: set[tuple[str, int]] = set()
     for i, (element, cn) in enumerate(zip(symbols, np.asarray(coordination), strict=True)):
         if element not in by_element:
             raise TemflowError(f"vibration table has no entry for element {element!r}")
@@ -145,14 +149,14 @@ def lookup_sigmas(
             # Ties go to the higher (more bulk-like) coordination.
             known = np.sort(np.asarray(by_element[element]))[::-1]
             nearest = int(known[np.argmin(np.abs(known - cn))])
-            if key not in warned:
+            if (element, int(cn), nearest) not in _REPORTED_FALLBACKS:
                 log.info(
                     "no sigma for %s with coordination %d; using coordination %d",
                     element,
                     cn,
                     nearest,
                 )
-                warned.add(key)
+                _REPORTED_FALLBACKS.add((element, int(cn), nearest))
             key = (element, nearest)
         sxy, sz = sig[key]
         out[i] = (sxy, sxy, sz)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,29 +15,79 @@ from torch.utils.data import Dataset
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import gaussian_targets
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ColumnImages:
     """Focal series with their column tables, all in memory.
 
     Attributes:
-        images: (N, C, H, W) float32 focal series.
-        columns: per image a table with ``x_A, y_A, class`` (class: index into classes).
-        sampling_A: pixel size.
+        images: (N, C, H, W) float32 focal series (one common shape; see
+            :func:`load_column_images`).
+        columns: per image a table with ``x_A, y_A, class`` (class: index into classes),
+            in the image's frame (pixel ``[i, j]`` at ``x = j * s, y = i * s``).
+        sampling_A: (N,) pixel size of every image, A (a number is used for all).
         classes: column class names.
         sources: (file, index in file) of every image.
         defoci_A: per image the defocus of each channel (A), if known.
+        sampling_range_A: the range ``(min, max)`` the images' samplings were drawn from
+            (the shards' configured range; default: the samplings' own min and max).
     """
 
     images: np.ndarray
     columns: list[pd.DataFrame]
-    sampling_A: float
+    sampling_A: np.ndarray
     classes: tuple[str, ...]
     sources: list[tuple[str, int]] = field(default_factory=list)
     defoci_A: list[list[float]] | None = None
+    sampling_range_A: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        s = np.asarray(self.sampling_A, dtype=float)
+        if s.ndim == 0:
+            s = np.full(len(self.images), float(s))
+        if s.shape != (len(self.images),):
+            raise TemflowError(
+                f"sampling_A: expected one pixel size per image ({len(self.images)}), "
+                f"got shape {s.shape}"
+            )
+        if len(s) and not np.all(s > 0):
+            raise TemflowError(f"sampling_A: pixel sizes must be > 0, got {s.min()}")
+        self.sampling_A = s
+        if self.sampling_range_A is None:
+            lo, hi = (float(s.min()), float(s.max())) if len(s) else (np.nan, np.nan)
+            self.sampling_range_A = (lo, hi)
+        else:
+            self.sampling_range_A = (
+                float(self.sampling_range_A[0]),
+                float(self.sampling_range_A[1]),
+            )
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+def centre_crop(
+    image: np.ndarray, columns: pd.DataFrame, sampling_A: float, shape: tuple[int, int]
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The central ``shape`` (h, w) window of ``image`` (..., H, W) and its columns.
+
+    The window starts at row ``(H - h) // 2``, column ``(W - w) // 2``; column positions
+    shift by that many pixels times ``sampling_A`` into the window's frame, and columns
+    whose centre falls outside ``[0, w * s) x [0, h * s)`` are dropped (the convention of
+    :func:`temflow.hrtem.columns.find_columns`).
+    """
+    height, width = image.shape[-2:]
+    h, w = shape
+    if h > height or w > width:
+        raise TemflowError(f"cannot crop a {(height, width)} px image to {(h, w)} px")
+    top, left = (height - h) // 2, (width - w) // 2
+    x = np.asarray(columns["x_A"], dtype=float) - left * sampling_A
+    y = np.asarray(columns["y_A"], dtype=float) - top * sampling_A
+    keep = (x >= 0) & (x < w * sampling_A) & (y >= 0) & (y < h * sampling_A)
+    cropped = columns.assign(x_A=x, y_A=y)[keep].reset_index(drop=True)
+    return image[..., top : top + h, left : left + w], cropped
 
 
 def normalise(images: np.ndarray) -> np.ndarray:
@@ -67,10 +118,10 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = self.data.images.shape[-2:]
-        target = gaussian_targets(
+        target = gaussian_targets(  # the target width is in A: each image's own sampling
             self.data.columns[i],
             shape,
-            self.data.sampling_A,
+            float(self.data.sampling_A[i]),
             self.target_width_A,
             len(self.data.classes),
         )
@@ -134,7 +185,9 @@ def make_augment(crop_px: int | None = None):
 def load_column_images(paths: Sequence[str | Path]) -> ColumnImages:
     """Read HR-TEM shards (temflow.hrtem.shards) into memory.
 
-    Raises TemflowError for no files, an empty set, or images of differing shapes.
+    Images of different shapes (a per-image sampling gives each its own) are centre-cropped
+    to the smallest common (H, W) (:func:`centre_crop`; logged once). Raises TemflowError
+    for no files, an empty set, or images with differing channel counts.
     """
     from temflow.hrtem.shards import open_dataset
 
@@ -144,26 +197,42 @@ def load_column_images(paths: Sequence[str | Path]) -> ColumnImages:
     ds = open_dataset(paths)
     if len(ds) == 0:
         raise TemflowError(f"segmentation: the shards {describe_sources(paths)} hold no images")
-    images, columns, sources = [], [], []
+    images, columns, sources, samplings = [], [], [], []
     defoci: list[list[float]] = []
     for img, cols, meta in ds:
-        if images and img.shape != images[0].shape:
+        if images and img.shape[0] != images[0].shape[0]:
             raise TemflowError(
-                f"{meta['shard']}: image {meta['index']} has shape "
-                f"{img.shape}, expected {images[0].shape}"
+                f"{meta['shard']}: image {meta['index']} has {img.shape[0]} channels, "
+                f"expected {images[0].shape[0]}"
             )
         images.append(np.asarray(img, dtype=np.float32))
         columns.append(cols)
+        samplings.append(float(meta["sampling_A"]))
         sources.append((str(meta["shard"]), int(meta["index"])))
         if "defoci_A" in meta:
             defoci.append([float(d) for d in np.ravel(meta["defoci_A"])])
+    shapes = {img.shape[-2:] for img in images}
+    if len(shapes) > 1:
+        common = (min(h for h, _ in shapes), min(w for _, w in shapes))
+        n_crop = sum(img.shape[-2:] != common for img in images)
+        log.info(
+            "%d of %d images centre-cropped to the smallest common shape %s px (shapes %s to %s)",
+            n_crop,
+            len(images),
+            common,
+            min(shapes),
+            max(shapes),
+        )
+        for k, (img, s) in enumerate(zip(images, samplings, strict=True)):
+            images[k], columns[k] = centre_crop(img, columns[k], s, common)
     return ColumnImages(
         np.stack(images),
         columns,
-        ds.sampling_A,
+        np.asarray(samplings),
         tuple(ds.classes),
         sources,
         defoci if len(defoci) == len(images) else None,
+        sampling_range_A=ds.sampling_range_A,
     )
 
 
@@ -187,8 +256,9 @@ def subset(data: ColumnImages, indices: Sequence[int]) -> ColumnImages:
     return ColumnImages(
         images=data.images[idx],
         columns=[data.columns[i] for i in idx],
-        sampling_A=data.sampling_A,
+        sampling_A=data.sampling_A[idx],
         classes=data.classes,
         sources=[data.sources[i] for i in idx] if data.sources else [],
         defoci_A=[data.defoci_A[i] for i in idx] if data.defoci_A else None,
+        sampling_range_A=data.sampling_range_A,
     )

@@ -77,7 +77,9 @@ def train_segmentation(
     """Train one network with the shared loop and save it with its model card.
 
     Training batches are random ``crop_px`` windows (None: whole images) under random
-    flips / 90-degree rotations; validation uses whole images. Returns the model card.
+    flips / 90-degree rotations; validation uses whole images. The card records the
+    training data's sampling range (``sampling_range_A``: the range the shards drew it
+    from; ``sampling_A``: its middle). Returns the model card.
     """
     if len(train_data) == 0:
         raise TemflowError("segmentation: the training set is empty")
@@ -88,8 +90,6 @@ def train_segmentation(
             f"segmentation: training classes {train_data.classes} differ from "
             f"validation classes {val_data.classes}"
         )
-    if abs(train_data.sampling_A - val_data.sampling_A) > 1e-9:
-        raise TemflowError("segmentation: training and validation sampling_A differ")
     in_channels = int(train_data.images.shape[1])
     seed_everything(config.seed)
     model = build_network(net, arch, in_channels, len(train_data.classes))
@@ -97,13 +97,16 @@ def train_segmentation(
         role: {str(p): sha256_file(p) for p in sorted(map(str, files))}
         for role, files in data_files.items()
     }
+    lo, hi = train_data.sampling_range_A
     log.info(
-        "%s %s: %d training, %d validation images of %s px, %d parameters",
+        "%s %s: %d training, %d validation images of %s px at %.4g-%.4g A/px, %d parameters",
         net,
         substrate,
         len(train_data),
         len(val_data),
         train_data.images.shape[1:],
+        lo,
+        hi,
         sum(p.numel() for p in model.parameters()),
     )
     result = train(
@@ -130,7 +133,8 @@ def train_segmentation(
         "substrate": substrate,
         "classes": list(train_data.classes),
         "in_channels": in_channels,
-        "sampling_A": float(train_data.sampling_A),
+        "sampling_range_A": [lo, hi],
+        "sampling_A": (lo + hi) / 2,
         "target_width_A": float(target_width_A),
         "train_crop_px": crop_px,
         "normalisation": NORMALISATION,
@@ -154,8 +158,9 @@ def load_segmentation_model(
 ) -> tuple[nn.Module, dict]:
     """Load a trained network and check that it fits ``data``.
 
-    Raises TemflowError (naming the file) when the architecture is not ``net``'s, or the
-    card's classes, input channels or sampling differ from the data.
+    Raises TemflowError (naming the file) when the architecture is not ``net``'s, the
+    card's classes or input channels differ from the data's, or an image's sampling lies
+    outside the card's trained range.
     """
     if net not in NETWORKS:
         raise TemflowError(f"segmentation: unknown network {net!r}")
@@ -173,12 +178,38 @@ def load_segmentation_model(
             f"{model_path}: model expects {card.get('in_channels')} input "
             f"channels, the data has {data.images.shape[1]}"
         )
-    sampling = float(card.get("sampling_A", float("nan")))
-    if not np.isclose(sampling, data.sampling_A, rtol=1e-6):
+    lo, hi = card_sampling_range(card, model_path)
+    s = np.asarray(data.sampling_A, dtype=float)
+    outside = np.flatnonzero((s < lo * (1 - 1e-6)) | (s > hi * (1 + 1e-6)))
+    if len(outside):
+        k = int(outside[0])
         raise TemflowError(
-            f"{model_path}: model trained at sampling_A {sampling}, the data has {data.sampling_A}"
+            f"{model_path}: model trained at sampling_A {lo:.6g}-{hi:.6g} A/px, but "
+            f"{len(outside)} of {len(s)} images lie outside that range (image {k}: "
+            f"{s[k]:.6g} A/px)"
         )
     return model, card
+
+
+def card_sampling_range(
+    card: Mapping[str, Any], source: str | Path = "model card"
+) -> tuple[float, float]:
+    """The pixel-size range (A/px) a model was trained on: the card's ``sampling_range_A``,
+    or ``(sampling_A, sampling_A)`` for cards written before per-image sampling."""
+    try:
+        if "sampling_range_A" in card:
+            lo, hi = (float(v) for v in card["sampling_range_A"])
+        else:
+            lo = hi = float(card["sampling_A"])
+    except (KeyError, TypeError, ValueError):
+        raise TemflowError(
+            f"{source}: model card has no valid sampling_range_A [min, max] or sampling_A"
+        ) from None
+    if not 0 < lo <= hi:
+        raise TemflowError(
+            f"{source}: model card sampling range [{lo}, {hi}] is not 0 < min <= max"
+        )
+    return lo, hi
 
 
 @dataclass
@@ -224,17 +255,17 @@ def detect_columns(
     for start in range(0, len(data), batch_size):
         maps = predict(model, inputs[start : start + batch_size], batch_size, device).numpy()
         for k, m in enumerate(maps):
-            cols = data.columns[start + k]
-            xy, cls = find_peaks_per_class(
-                m, data.sampling_A, threshold, min_separation_A, data.classes
-            )
-            keep = _inside(xy, shape, data.sampling_A, border_A)
+            i = start + k
+            s = float(data.sampling_A[i])  # separations, border and radius are in A
+            cols = data.columns[i]
+            xy, cls = find_peaks_per_class(m, s, threshold, min_separation_A, data.classes)
+            keep = _inside(xy, shape, s, border_A)
             xy, cls = xy[keep], cls[keep]
             txy = np.stack(
                 [np.asarray(cols["x_A"], float), np.asarray(cols["y_A"], float)], axis=1
             ).reshape(-1, 2)
             tcls = np.asarray(cols["class"], dtype=np.int64)
-            tkeep = _inside(txy, shape, data.sampling_A, border_A)
+            tkeep = _inside(txy, shape, s, border_A)
             txy, tcls = txy[tkeep], tcls[tkeep]
             match = match_columns(xy, cls, txy, tcls, data.classes, match_radius_A)
             out.append(Detection(xy, cls, txy, tcls, match))
@@ -242,11 +273,18 @@ def detect_columns(
 
 
 def evaluation_table(detections: Sequence[Detection], data: ColumnImages) -> pd.DataFrame:
-    """One row per image: source file and index, overall and per-class P/R/F1, counts."""
+    """One row per image: source file and index, its sampling (A/px), overall and
+    per-class P/R/F1, counts."""
     rows = []
     for i, det in enumerate(detections):
         src = data.sources[i] if i < len(data.sources) else ("", i)
         rows.append(
-            {"image": i, "file": Path(src[0]).name, "index": src[1], **score_table_row(det.match)}
+            {
+                "image": i,
+                "file": Path(src[0]).name,
+                "index": src[1],
+                "sampling_A": float(data.sampling_A[i]),
+                **score_table_row(det.match),
+            }
         )
     return pd.DataFrame(rows)
