@@ -32,6 +32,22 @@ def test_f1_summary_values() -> None:
     assert s.loc[("unet", "bare"), "mean_f1_Mo"] == 1.0
 
 
+def test_f1_summary_by_dose_bin() -> None:
+    t = pd.DataFrame(
+        {
+            "f1": [0.5, 0.7, 0.9, 1.0, 0.95],
+            "precision": 1.0,
+            "recall": 1.0,
+            "dose_e_per_A2": [100.0, 299.0, 300.0, 2999.0, 9999.0],
+        }
+    )
+    s = f1_summary({("unet", "bare"): t}).iloc[0]
+    assert s["mean_f1_dose_0_300"] == pytest.approx(0.6)
+    assert s["mean_f1_dose_300_1000"] == pytest.approx(0.9)
+    assert s["mean_f1_dose_1000_3000"] == pytest.approx(1.0)
+    assert s["mean_f1_dose_3000_inf"] == pytest.approx(0.95)
+
+
 def test_figures_written(tmp_path) -> None:
     plot_f1_histograms(_tables(), tmp_path / "h.png", dpi=40)
     true_xy = np.array([[1.0, 1.0], [2.0, 2.0]])

@@ -15,14 +15,18 @@ from temflow.segmentation.data import (
     SegmentationDataset,
     centre_crop,
     dihedral_augment,
+    holdout_split,
     load_column_images,
     normalise,
     subset,
 )
 from temflow.segmentation.pipeline import (
+    THRESHOLD_GRID,
+    calibrate_threshold,
     detect_columns,
     evaluation_table,
     load_segmentation_model,
+    resolve_threshold,
     train_segmentation,
 )
 from temflow.training import TrainConfig
@@ -54,7 +58,7 @@ def synthetic(n: int, size: int = 40, sampling: float = 0.25, seed: int = 0) -> 
         sampling,
         CLASSES,
         [("synthetic.h5", i) for i in range(n)],
-        [-30.0, 20.0, 70.0],
+        [[-30.0, 20.0, 70.0]] * n,
     )
 
 
@@ -265,3 +269,63 @@ def test_detection_uses_each_images_sampling() -> None:
         np.testing.assert_allclose(
             np.sort(det.xy_A, axis=0), np.sort(cols[["x_A", "y_A"]], axis=0), atol=0.02
         )
+
+
+class _GaussianMaps(torch.nn.Module):
+    """A stand-in "network" whose class maps are exact Gaussians of the true columns, at
+    heights 0.35 (Mo), 0.6 (S2) and 0.9 (S1), plus a spurious S2 peak of height 0.28 per
+    image. Off-grid column peaks reach at least 0.9 of their height on the pixels, so
+    thresholds 0.3 (just above the spurious peak) is perfect."""
+
+    def __init__(self, data: ColumnImages) -> None:
+        super().__init__()
+        self.data = data
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for i in range(len(self.data)):
+            cols = self.data.columns[i]
+            shape = self.data.images.shape[-2:]
+            s = float(self.data.sampling_A[i])
+            t = gaussian_targets(cols, shape, s, 0.4, 3)
+            t *= np.array([0.35, 0.6, 0.9], dtype=np.float32)[:, None, None]
+            t += gaussian_targets(
+                pd.DataFrame({"x_A": [5.0], "y_A": [5.0], "class": [1]}), shape, s, 0.4, 3
+            ) * np.float32(0.28)
+            out.append(torch.from_numpy(t))
+        return torch.stack(out)[: len(x)] + 0 * self.dummy
+
+
+def test_calibrate_threshold_picks_the_gap_between_true_and_spurious_peaks() -> None:
+    data = synthetic(1, size=48, seed=4)
+    # Move columns off the spurious peak at (5, 5) A so that it is a pure false positive.
+    cols = data.columns[0]
+    data.columns[0] = cols[np.hypot(cols.x_A - 5.0, cols.y_A - 5.0) > 2.5].reset_index(drop=True)
+    model = _GaussianMaps(data)
+    best, scores = calibrate_threshold(
+        model, data, min_separation_A=1.0, match_radius_A=0.5, device="cpu"
+    )
+    assert set(scores) == set(THRESHOLD_GRID)
+    n = len(data.columns[0])
+    n_mo = int((data.columns[0]["class"] == 0).sum())
+    # Above 0.35 every Mo column is missed; below 0.28 the spurious S2 peak counts.
+    assert scores[0.3] == pytest.approx(1.0)
+    assert scores[0.25] == pytest.approx(2 * n / (2 * n + 1))
+    assert scores[0.4] == pytest.approx(2 * (n - n_mo) / (2 * n - n_mo))
+    assert best == 0.3
+    assert scores[0.9] < scores[0.5] < scores[0.3]
+
+
+def test_holdout_split_and_threshold_resolution() -> None:
+    data = synthetic(5, seed=5)
+    train, held = holdout_split(data, 2)
+    assert [src[1] for src in train.sources] == [0, 1, 2]
+    assert [src[1] for src in held.sources] == [3, 4]
+    for bad in (0, 5):
+        with pytest.raises(TemflowError, match="training_val_images"):
+            holdout_split(data, bad)
+    assert resolve_threshold(0.4, {}, "m.pt") == 0.4
+    assert resolve_threshold("auto", {"peak_threshold": {"value": 0.35}}, "m.pt") == 0.35
+    with pytest.raises(TemflowError, match="m.pt: peak_threshold is auto"):
+        resolve_threshold("auto", {}, "m.pt")

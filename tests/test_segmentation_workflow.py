@@ -32,6 +32,11 @@ def test_models_and_cards(workflow_results, test_config) -> None:
             assert all(f"/hrtem/{train}/" in p for p in card["data"]["train"])
             assert all(len(h) == 64 for h in card["data"]["train"].values())
             assert "torch" in card["software_versions"]
+            thr = card["peak_threshold"]
+            assert thr["n_images"] == seg["training_val_images"]
+            assert thr["mean_f1_by_threshold"][f"{thr['value']:.2f}"] == pytest.approx(
+                max(thr["mean_f1_by_threshold"].values())
+            )
             blob = torch.load(workflow_results / "models" / f"{net}_{sub}.pt", weights_only=True)
             assert blob["card"] == card
             metrics = pd.read_csv(workflow_results / "models" / f"{net}_{sub}_metrics.csv")
@@ -49,6 +54,8 @@ def test_evaluation_tables(workflow_results, test_config) -> None:
             assert len(table) == hr[val]["n_images"]
             lo, hi = test_config["hrtem"]["simulation"]["output_sampling_A"]
             assert table["sampling_A"].between(lo, hi).all()
+            dose_lo, dose_hi = test_config["hrtem"]["microscope"]["dose_e_per_A2"]
+            assert table["dose_e_per_A2"].between(dose_lo, dose_hi).all()
             for col in ("precision", "recall", "f1", "f1_Mo", "f1_S2", "f1_S1"):
                 assert table[col].between(0, 1).all()
             assert (table["tp"] <= table[["n_true", "n_pred"]].min(axis=1)).all()

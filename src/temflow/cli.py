@@ -209,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: results/models)",
     )
     seg.add_argument(
-        "--threshold", type=float, default=0.5, help="minimum peak height (default 0.5)"
+        "--threshold",
+        type=float,
+        default=None,
+        help="minimum peak height (default: the threshold calibrated at training time, "
+        "from the model card; 0.5 for a card without one)",
     )
     seg.add_argument(
         "--min-separation",

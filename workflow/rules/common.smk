@@ -122,6 +122,11 @@ SEG_MODELS = expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["substrates"])
 SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
 
 
+def seg_training(net):
+    """The training settings of one network: `training` updated by `network_training`."""
+    return {**SEG["training"], **SEG["network_training"].get(net, {})}
+
+
 def seg_shards(substrate, split):
     """HR-TEM shards of one substrate's training or validation set."""
     return hrtem_shards(SEG["datasets"][substrate][split])

@@ -5,7 +5,6 @@
 rule segmentation_train:
     input:
         train=lambda wc: seg_shards(wc.substrate, "train"),
-        val=lambda wc: seg_shards(wc.substrate, "val"),
     output:
         model=SEG_MODEL,
         card=SEG_CARD,
@@ -26,10 +25,15 @@ rule segmentation_train:
         gpu=1,
     params:
         arch=lambda wc: SEG[wc.net],
-        training=SEG["training"],
+        training=lambda wc: seg_training(wc.net),
         target_width_A=SEG["target_width_A"],
         crop_px=SEG["crop_px"],
         training_val_images=SEG["training_val_images"],
+        detection={
+            "min_separation_A": SEG["min_separation_A"],
+            "match_radius_A": SEG["match_radius_A"],
+            "border_A": SEG["border_A"],
+        },
         device=DEVICE,
         master_seed=MASTER_SEED,
         work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),

@@ -5,7 +5,9 @@ from temflow.segmentation.data import load_column_images
 from temflow.segmentation.pipeline import (
     detect_columns,
     evaluation_table,
+    image_parameter,
     load_segmentation_model,
+    resolve_threshold,
 )
 from temflow.workflow import script_context
 
@@ -14,16 +16,19 @@ with script_context(snakemake) as log:  # noqa: F821
     p = sm.params
     data = load_column_images(sm.input.val)
     model, card = load_segmentation_model(sm.input.model, sm.wildcards.net, data)
+    threshold = resolve_threshold(p.peak_threshold, card, sm.input.model)
+    log.info("peak threshold %.3g (config: %s)", threshold, p.peak_threshold)
     detections = detect_columns(
         model,
         data,
-        p.peak_threshold,
+        threshold,
         p.min_separation_A,
         p.match_radius_A,
         p.border_A,
         device=p.device,
     )
     table = evaluation_table(detections, data)
+    table["dose_e_per_A2"] = image_parameter(sm.input.val, "dose_e_per_A2", data)
     with atomic_path(sm.output.csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     log.info(

@@ -6,7 +6,11 @@ import pandas as pd
 
 from temflow.plots.segmentation import plot_detections, plot_f1_histograms, write_summary
 from temflow.segmentation.data import load_column_images, subset
-from temflow.segmentation.pipeline import detect_columns, load_segmentation_model
+from temflow.segmentation.pipeline import (
+    detect_columns,
+    load_segmentation_model,
+    resolve_threshold,
+)
 from temflow.workflow import script_context
 
 with script_context(snakemake) as log:  # noqa: F821
@@ -19,11 +23,11 @@ with script_context(snakemake) as log:  # noqa: F821
     dets = {}
     for net in p.networks:
         path = next(m for m in sm.input.models if Path(m).stem == f"{net}_{p.figure_substrate}")
-        model, _ = load_segmentation_model(path, net, one)
+        model, card = load_segmentation_model(path, net, one)
         d = detect_columns(
             model,
             one,
-            p.peak_threshold,
+            resolve_threshold(p.peak_threshold, card, path),
             p.min_separation_A,
             p.match_radius_A,
             p.border_A,

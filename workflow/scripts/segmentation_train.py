@@ -1,7 +1,7 @@
 """Train one segmentation network (MSD-net or U-net) on one substrate's shards."""
 
 from temflow.seeding import derive_seed
-from temflow.segmentation.data import load_column_images, subset
+from temflow.segmentation.data import holdout_split, load_column_images
 from temflow.segmentation.pipeline import train_segmentation
 from temflow.training import TrainConfig
 from temflow.workflow import script_context
@@ -11,9 +11,10 @@ with script_context(snakemake) as log:  # noqa: F821
     p, net, substrate = sm.params, sm.wildcards.net, sm.wildcards.substrate
     seed = derive_seed(p.master_seed, "segmentation_train", net, substrate)
     config = TrainConfig.from_dict({**p.training, "device": p.device, "seed": seed})
-    train_data = load_column_images(sm.input.train)
-    val_all = load_column_images(sm.input.val)
-    val_data = subset(val_all, range(min(len(val_all), p.training_val_images)))
+    # Hold the last training images out (best epoch, peak threshold); the validation set
+    # stays untouched for the evaluation.
+    train_all = load_column_images(sm.input.train)
+    train_data, val_data = holdout_split(train_all, p.training_val_images)
     card = train_segmentation(
         net,
         p.arch,
@@ -24,8 +25,9 @@ with script_context(snakemake) as log:  # noqa: F821
         p.work_dir,
         sm.output.metrics,
         sm.output.model,
-        {"train": sm.input.train, "val": sm.input.val},
+        {"train": sm.input.train},
         substrate=substrate,
         crop_px=p.crop_px,
+        detection=p.detection,
     )
     log.info("wrote %s (%s)", sm.output.model, card["metrics"])

@@ -184,18 +184,33 @@ def model_sampling(sampling_A: float, trained_A: tuple[float, float]) -> float:
     return float(min(max(sampling_A, lo), hi))
 
 
+def card_threshold(card: dict, default: float = 0.5) -> float:
+    """The peak threshold calibrated at training time (``card["peak_threshold"]["value"]``),
+    or ``default`` for a card without one."""
+    calibrated = card.get("peak_threshold")
+    if isinstance(calibrated, dict) and "value" in calibrated:
+        return float(calibrated["value"])
+    return default
+
+
 def segment_series(
     series: FocalSeries,
     model: nn.Module,
     card: dict,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     min_separation_A: float = 2.0,
     device: str = "auto",
     tile_px: int = 512,
     margin_px: int | None = None,
     model_path: str | Path = "model",
 ) -> SegmentResult:
-    """Columns of every image of ``series``; see the module docstring."""
+    """Columns of every image of ``series``; see the module docstring.
+
+    ``threshold`` None: the model card's calibrated peak threshold, else 0.5.
+    """
+    if threshold is None:
+        threshold = card_threshold(card)
+        log.info("peak threshold %.3g (model card)", threshold)
     channels = int(card["in_channels"])
     for img in series.images:
         if img.shape[0] != channels:

@@ -19,6 +19,10 @@ SUBSTRATE_LABELS = {"bare": "MoS$_2$", "graphene": "MoS$_2$ on graphene"}
 CLASS_COLOURS = ("tab:blue", "tab:orange", "tab:green")
 
 
+#: Dose bins (e/A^2, [lo, hi)) of the summary's dose-resolved mean F1.
+DOSE_BINS_E_PER_A2 = ((0, 300), (300, 1000), (1000, 3000), (3000, float("inf")))
+
+
 def f1_summary(tables: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
     """Mean, median, std, min of per-image F1 per (network, substrate), plus per class.
 
@@ -42,6 +46,11 @@ def f1_summary(tables: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
         for col in t.columns:
             if col.startswith("f1_"):
                 row[f"mean_{col}"] = float(t[col].mean())
+        if "dose_e_per_A2" in t.columns:
+            # Detection is dose-limited: the mean over a log-uniform dose range hides that.
+            for lo, hi in DOSE_BINS_E_PER_A2:
+                sel = t["f1"][(t["dose_e_per_A2"] >= lo) & (t["dose_e_per_A2"] < hi)]
+                row[f"mean_f1_dose_{lo:g}_{hi:g}"] = float(sel.mean()) if len(sel) else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -262,3 +262,17 @@ def subset(data: ColumnImages, indices: Sequence[int]) -> ColumnImages:
         defoci_A=[data.defoci_A[i] for i in idx] if data.defoci_A else None,
         sampling_range_A=data.sampling_range_A,
     )
+
+
+def holdout_split(data: ColumnImages, n_holdout: int) -> tuple[ColumnImages, ColumnImages]:
+    """(first N - n_holdout images, last n_holdout images): training and held-out sets.
+
+    TemflowError unless 1 <= n_holdout < N (both parts must be non-empty).
+    """
+    n = len(data)
+    if not 1 <= n_holdout < n:
+        raise TemflowError(
+            f"segmentation.training_val_images={n_holdout} must be at least 1 and less than "
+            f"the {n} training images (they are held out of training)"
+        )
+    return subset(data, range(n - n_holdout)), subset(data, range(n - n_holdout, n))

@@ -26,6 +26,7 @@ from temflow.models import MSDNet, UNet
 from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
+    describe_sources,
     make_augment,
 )
 from temflow.training import (
@@ -73,11 +74,16 @@ def train_segmentation(
     data_files: Mapping[str, Sequence[str | Path]],
     substrate: str = "",
     crop_px: int | None = None,
+    detection: Mapping[str, float] | None = None,
 ) -> dict:
     """Train one network with the shared loop and save it with its model card.
 
     Training batches are random ``crop_px`` windows (None: whole images) under random
-    flips / 90-degree rotations; validation uses whole images. The card records the
+    flips / 90-degree rotations; validation uses whole images. ``val_data`` (images held
+    out of training, not the evaluation set) selects the best epoch and, when
+    ``detection`` (``min_separation_A``, ``match_radius_A``, ``border_A``) is given,
+    calibrates the peak threshold (:func:`calibrate_threshold`), stored in the card as
+    ``peak_threshold``. The card records the
     training data's sampling range (``sampling_range_A``: the range the shards drew it
     from; ``sampling_A``: its middle). Returns the model card.
     """
@@ -128,6 +134,29 @@ def train_segmentation(
         result.epochs_run,
         " (early stop)" if result.stopped_early else "",
     )
+    calibration = None
+    if detection is not None:
+        threshold, scores = calibrate_threshold(
+            model,
+            val_data,
+            detection["min_separation_A"],
+            detection["match_radius_A"],
+            detection.get("border_A", 0.0),
+            device=config.device,
+        )
+        calibration = {
+            "value": threshold,
+            "mean_f1": scores[threshold],
+            "n_images": len(val_data),
+            "images": "held out of training (not the evaluation set)",
+            "mean_f1_by_threshold": {f"{t:.2f}": round(v, 6) for t, v in scores.items()},
+        }
+        log.info(
+            "peak threshold %.2f (mean F1 %.4f on %d held-out images)",
+            threshold,
+            scores[threshold],
+            len(val_data),
+        )
     card = {
         "network": net,
         "substrate": substrate,
@@ -150,6 +179,8 @@ def train_segmentation(
             "device": result.device,
         },
     }
+    if calibration is not None:
+        card["peak_threshold"] = calibration
     return save_model(model_path, model, card)
 
 
@@ -233,6 +264,50 @@ def _inside(
     )
 
 
+def predict_maps(
+    model: nn.Module, data: ColumnImages, batch_size: int = 8, device: str = "auto"
+) -> np.ndarray:
+    """Per-class output maps (N, K, H, W) of ``model`` for every normalised image."""
+    if len(data) == 0:
+        raise TemflowError("segmentation: the validation set is empty")
+    inputs = SegmentationDataset(data, 1.0)._inputs
+    return np.concatenate(
+        [
+            predict(model, inputs[start : start + batch_size], batch_size, device).numpy()
+            for start in range(0, len(data), batch_size)
+        ]
+    )
+
+
+def detect_in_maps(
+    maps: np.ndarray,
+    data: ColumnImages,
+    threshold: float,
+    min_separation_A: float,
+    match_radius_A: float,
+    border_A: float = 0.0,
+) -> list[Detection]:
+    """Peaks per class in precomputed ``maps`` (see :func:`predict_maps`), matched to the
+    truth. Columns (true and predicted) closer than ``border_A`` to the edge are ignored."""
+    shape = tuple(data.images.shape[-2:])
+    out = []
+    for i, m in enumerate(maps):
+        s = float(data.sampling_A[i])  # separations, border and radius are in A
+        cols = data.columns[i]
+        xy, cls = find_peaks_per_class(m, s, threshold, min_separation_A, data.classes)
+        keep = _inside(xy, shape, s, border_A)
+        xy, cls = xy[keep], cls[keep]
+        txy = np.stack(
+            [np.asarray(cols["x_A"], float), np.asarray(cols["y_A"], float)], axis=1
+        ).reshape(-1, 2)
+        tcls = np.asarray(cols["class"], dtype=np.int64)
+        tkeep = _inside(txy, shape, s, border_A)
+        txy, tcls = txy[tkeep], tcls[tkeep]
+        match = match_columns(xy, cls, txy, tcls, data.classes, match_radius_A)
+        out.append(Detection(xy, cls, txy, tcls, match))
+    return out
+
+
 def detect_columns(
     model: nn.Module,
     data: ColumnImages,
@@ -247,29 +322,67 @@ def detect_columns(
 
     Columns (true and predicted) closer than ``border_A`` to the image edge are ignored.
     """
-    if len(data) == 0:
-        raise TemflowError("segmentation: the validation set is empty")
-    inputs = SegmentationDataset(data, 1.0)._inputs
-    shape = tuple(data.images.shape[-2:])
-    out = []
-    for start in range(0, len(data), batch_size):
-        maps = predict(model, inputs[start : start + batch_size], batch_size, device).numpy()
-        for k, m in enumerate(maps):
-            i = start + k
-            s = float(data.sampling_A[i])  # separations, border and radius are in A
-            cols = data.columns[i]
-            xy, cls = find_peaks_per_class(m, s, threshold, min_separation_A, data.classes)
-            keep = _inside(xy, shape, s, border_A)
-            xy, cls = xy[keep], cls[keep]
-            txy = np.stack(
-                [np.asarray(cols["x_A"], float), np.asarray(cols["y_A"], float)], axis=1
-            ).reshape(-1, 2)
-            tcls = np.asarray(cols["class"], dtype=np.int64)
-            tkeep = _inside(txy, shape, s, border_A)
-            txy, tcls = txy[tkeep], tcls[tkeep]
-            match = match_columns(xy, cls, txy, tcls, data.classes, match_radius_A)
-            out.append(Detection(xy, cls, txy, tcls, match))
-    return out
+    maps = predict_maps(model, data, batch_size, device)
+    return detect_in_maps(maps, data, threshold, min_separation_A, match_radius_A, border_A)
+
+
+#: Candidate peak thresholds for :func:`calibrate_threshold` (targets peak at 1).
+THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(2, 19))
+
+
+def calibrate_threshold(
+    model: nn.Module,
+    data: ColumnImages,
+    min_separation_A: float,
+    match_radius_A: float,
+    border_A: float = 0.0,
+    thresholds: Sequence[float] = THRESHOLD_GRID,
+    device: str = "auto",
+) -> tuple[float, dict[float, float]]:
+    """The peak threshold with the highest mean per-image F1 on ``data``.
+
+    ``data`` must be images the network was not trained on and that are not the
+    evaluation set (the workflow holds some training images out). Networks trained for
+    different lengths peak at different heights (an under-trained one below the targets'
+    1), so a fixed threshold favours one network over another; calibrating each on
+    held-out images compares them fairly. Ties go to the threshold nearest 0.5. Returns
+    the threshold and the mean F1 at every candidate.
+    """
+    if not thresholds:
+        raise TemflowError("calibrate_threshold: no candidate thresholds")
+    maps = predict_maps(model, data, device=device)
+    scores = {}
+    for t in thresholds:
+        det = detect_in_maps(maps, data, float(t), min_separation_A, match_radius_A, border_A)
+        scores[float(t)] = float(np.mean([d.match.overall()[2] for d in det]))
+    best = max(scores, key=lambda t: (round(scores[t], 12), -abs(t - 0.5)))
+    return best, scores
+
+
+def resolve_threshold(setting: float | str, card: Mapping[str, Any], model_path: str) -> float:
+    """``auto`` -> the threshold calibrated at training time (from the model card)."""
+    if setting != "auto":
+        return float(setting)
+    calibrated = card.get("peak_threshold", {})
+    if not isinstance(calibrated, Mapping) or "value" not in calibrated:
+        raise TemflowError(
+            f"{model_path}: peak_threshold is auto but the model card has no calibrated "
+            "threshold (retrain the model, or set segmentation.peak_threshold to a number)"
+        )
+    return float(calibrated["value"])
+
+
+def image_parameter(paths: Sequence[str | Path], key: str, data: ColumnImages) -> np.ndarray:
+    """Per-image parameter ``key`` (e.g. ``dose_e_per_A2``) of ``data``'s images, read from
+    their shards (``paths``), in ``data``'s order."""
+    from temflow.hrtem.shards import open_dataset
+
+    ds = open_dataset(paths)
+    index = {(str(meta["shard"]), int(meta["index"])): meta.get(key) for _, _, meta in ds}
+    try:
+        return np.array([float(index[(str(f), int(i))]) for f, i in data.sources])
+    except (KeyError, TypeError) as err:
+        raise TemflowError(f"shards {describe_sources(paths)}: no {key!r} for every image") from err
 
 
 def evaluation_table(detections: Sequence[Detection], data: ColumnImages) -> pd.DataFrame:
