@@ -7,7 +7,9 @@ throughput (images/s, Adam steps) of MSD-net and U-net.
 
 Memory: on CUDA ``torch.cuda.max_memory_allocated`` (peak over forward+backward minus
 the memory held before); on CPU each measurement runs in a fresh subprocess and reports
-the peak resident set size increase (``ru_maxrss``) over forward+backward, plus the bytes
+the peak resident set size increase over forward+backward (the peak is reset through
+/proc/self/clear_refs first, then read as VmHWM - VmRSS before; glibc's mmap threshold is
+fixed so that freed tensors leave the RSS), plus the bytes
 of tensors autograd saves for backward (``saved_tensors_hooks``, unique storages).
 
 Usage:
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -73,6 +75,28 @@ def interleaved_times(
     return {f"{k}_time_s": v for k, v in best.items()}
 
 
+def _malloc_env() -> dict[str, str]:
+    """Environment for a measuring subprocess: a fixed glibc mmap threshold (128 kB), so
+    every large tensor is its own mapping, returned to the OS when freed. Without it glibc
+    raises the threshold after the first large free and serves later tensors from a heap
+    that keeps freed blocks, and RSS then counts dead tensors too."""
+    return {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def _status_kB(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/self/status")
+
+
+def _reset_peak_rss_kB() -> int:
+    """Reset the peak resident set size (Linux: ``5`` to /proc/self/clear_refs) and return
+    the current one (kB), so that VmHWM afterwards is the peak of what follows."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kB("VmRSS")
+
+
 def fwd_bwd(
     impl: str, depth: int, width: int, size: int, batch: int, device: str, repeats: int
 ) -> dict[str, float]:
@@ -89,13 +113,13 @@ def fwd_bwd(
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = _reset_peak_rss_kB()
     model(x).square().mean().backward()
     _sync(device)
     if device == "cuda":
         out["peak_MB"] = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        out["peak_MB"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+        out["peak_MB"] = (_status_kB("VmHWM") - base) / 1024
     out["saved_MB"] = saved_bytes(model, x) / 2**20
     times = []
     for _ in range(repeats):
@@ -183,7 +207,9 @@ def main() -> None:
                     str(a.repeats),
                 ]
                 r = json.loads(
-                    subprocess.run(cmd, check=True, capture_output=True, text=True)
+                    subprocess.run(
+                        cmd, check=True, capture_output=True, text=True, env=_malloc_env()
+                    )
                     .stdout.strip()
                     .splitlines()[-1]
                 )
@@ -193,8 +219,11 @@ def main() -> None:
                 row[f"{impl}_{k}"] = v
         # Times from one process, alternating the implementations (overrides the above).
         row.update(interleaved_times(depth, a.width, a.size, a.batch, a.device, a.repeats))
-        row["memory_ratio_concat_over_buffer"] = row["concat_peak_MB"] / max(
-            row["buffer_peak_MB"], 1e-9
+        # An RSS increase below 1 MB is within page-level noise: no ratio then.
+        row["memory_ratio_concat_over_buffer"] = (
+            row["concat_peak_MB"] / row["buffer_peak_MB"]
+            if row["buffer_peak_MB"] >= 1.0
+            else float("nan")
         )
         row["time_ratio_concat_over_buffer"] = row["concat_time_s"] / row["buffer_time_s"]
         rows.append(row)
