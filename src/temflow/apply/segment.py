@@ -38,7 +38,7 @@ from temflow.apply.images import FocalSeries, resample
 from temflow.errors import TemflowError
 from temflow.evaluation import find_peaks_per_class
 from temflow.segmentation.data import normalise
-from temflow.segmentation.pipeline import NETWORKS, card_sampling_range
+from temflow.segmentation.pipeline import NETWORKS, calibrated_threshold, card_sampling_range
 from temflow.training import load_model, resolve_device
 
 log = logging.getLogger(__name__)
@@ -184,15 +184,6 @@ def model_sampling(sampling_A: float, trained_A: tuple[float, float]) -> float:
     return float(min(max(sampling_A, lo), hi))
 
 
-def card_threshold(card: dict, default: float = 0.5) -> float:
-    """The peak threshold calibrated at training time (``card["peak_threshold"]["value"]``),
-    or ``default`` for a card without one."""
-    calibrated = card.get("peak_threshold")
-    if isinstance(calibrated, dict) and "value" in calibrated:
-        return float(calibrated["value"])
-    return default
-
-
 def segment_series(
     series: FocalSeries,
     model: nn.Module,
@@ -209,8 +200,13 @@ def segment_series(
     ``threshold`` None: the model card's calibrated peak threshold, else 0.5.
     """
     if threshold is None:
-        threshold = card_threshold(card)
-        log.info("peak threshold %.3g (model card)", threshold)
+        calibrated = calibrated_threshold(card)
+        threshold = 0.5 if calibrated is None else calibrated
+        log.info(
+            "peak threshold %.3g (%s)",
+            threshold,
+            "model card" if calibrated is not None else "default",
+        )
     channels = int(card["in_channels"])
     for img in series.images:
         if img.shape[0] != channels:

@@ -359,17 +359,25 @@ def calibrate_threshold(
     return best, scores
 
 
+def calibrated_threshold(card: Mapping[str, Any]) -> float | None:
+    """The peak threshold calibrated at training time (model card), or None."""
+    calibrated = card.get("peak_threshold")
+    if isinstance(calibrated, Mapping) and "value" in calibrated:
+        return float(calibrated["value"])
+    return None
+
+
 def resolve_threshold(setting: float | str, card: Mapping[str, Any], model_path: str) -> float:
     """``auto`` -> the threshold calibrated at training time (from the model card)."""
     if setting != "auto":
         return float(setting)
-    calibrated = card.get("peak_threshold", {})
-    if not isinstance(calibrated, Mapping) or "value" not in calibrated:
+    value = calibrated_threshold(card)
+    if value is None:
         raise TemflowError(
             f"{model_path}: peak_threshold is auto but the model card has no calibrated "
             "threshold (retrain the model, or set segmentation.peak_threshold to a number)"
         )
-    return float(calibrated["value"])
+    return value
 
 
 def image_parameter(paths: Sequence[str | Path], key: str, data: ColumnImages) -> np.ndarray:
