@@ -83,9 +83,9 @@ def train_segmentation(
     out of training, not the evaluation set) selects the best epoch and, when
     ``detection`` (``min_separation_A``, ``match_radius_A``, ``border_A``) is given,
     calibrates the peak threshold (:func:`calibrate_threshold`), stored in the card as
-    ``peak_threshold``. The card records the
-    training data's sampling range (``sampling_range_A``: the range the shards drew it
-    from; ``sampling_A``: its middle). Returns the model card.
+    ``peak_threshold``. The card records the training data's sampling range
+    (``sampling_range_A``: the range the shards drew it from; ``sampling_A``: its
+    middle). Returns the model card.
     """
     if len(train_data) == 0:
         raise TemflowError("segmentation: the training set is empty")
