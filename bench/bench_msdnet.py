@@ -1,6 +1,6 @@
 """MSD-net memory and speed: in-place buffer (temflow) vs. per-layer concatenation.
 
-For each depth, in one run, forward+backward time (fastest of ``repeats``, the two
+For each depth, in one run, forward+backward time (median of ``repeats``, the two
 implementations alternating in one process) and peak memory of
 ``temflow.models.msdnet.MSDNet`` and ``MSDNetReference`` (same weights), and training
 throughput (images/s, Adam steps) of MSD-net and U-net.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -56,23 +57,24 @@ def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
 def interleaved_times(
     depth: int, width: int, size: int, batch: int, device: str, repeats: int
 ) -> dict[str, float]:
-    """Fastest forward+backward of each implementation, alternating them in one process
-    (robust against other load on a shared machine)."""
+    """Median forward+backward time of each implementation over ``repeats`` passes after
+    one warm-up, the two alternating in one process (so other load hits both alike)."""
     torch.manual_seed(0)
     models = {"buffer": MSDNet(3, 3, depth, width).to(device)}
     models["concat"] = MSDNetReference(3, 3, depth, width).to(device)
     models["concat"].load_state_dict(models["buffer"].state_dict())
     x = torch.randn(batch, 3, size, size, device=device)
-    best = {k: float("inf") for k in models}
-    for _ in range(repeats + 1):
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for i in range(repeats + 1):
         for name, model in models.items():
             model.zero_grad()
             _sync(device)
             t0 = time.perf_counter()
             model(x).square().mean().backward()
             _sync(device)
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return {f"{k}_time_s": v for k, v in best.items()}
+            if i > 0:
+                times[name].append(time.perf_counter() - t0)
+    return {f"{k}_time_s": statistics.median(v) for k, v in times.items()}
 
 
 def _malloc_env() -> dict[str, str]:
@@ -128,7 +130,7 @@ def fwd_bwd(
         model(x).square().mean().backward()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    out["time_s"] = min(times)
+    out["time_s"] = statistics.median(times)
     return out
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_time, print_table, write_result  # noqa: E402
@@ -28,18 +29,22 @@ from temflow.apply.images import FocalSeries  # noqa: E402
 from temflow.apply.segment import receptive_radius, segment_series  # noqa: E402
 from temflow.models import MSDNet, UNet  # noqa: E402
 
-ARCHS = {
-    "test": {"msdnet": {"depth": 10, "width": 1}, "unet": {"depth": 2, "base_width": 8}},
-    "default": {"msdnet": {"depth": 30, "width": 1}, "unet": {"depth": 3, "base_width": 16}},
-    "paper": {"msdnet": {"depth": 100, "width": 1}, "unet": {"depth": 4, "base_width": 32}},
-}
+CONFIG_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.yaml"}
+
+
+def config_archs(name: str) -> dict[str, dict]:
+    """The ``segmentation.msdnet`` / ``segmentation.unet`` arguments of a shipped config,
+    read from config/ so that the benchmark follows the configs."""
+    path = Path(__file__).resolve().parents[1] / "config" / CONFIG_FILES[name]
+    seg = yaml.safe_load(path.read_text())["segmentation"]
+    return {"msdnet": dict(seg["msdnet"]), "unet": dict(seg["unet"])}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--configs", nargs="+", default=["test", "default"], choices=list(ARCHS))
+    ap.add_argument("--configs", nargs="+", default=["test", "default"], choices=list(CONFIG_FILES))
     ap.add_argument("--nets", nargs="+", default=["msdnet", "unet"])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--tile", type=int, default=512)
@@ -53,7 +58,7 @@ def main() -> None:
     for cfg in args.configs:
         for net in args.nets:
             torch.manual_seed(0)
-            arch = ARCHS[cfg][net]
+            arch = config_archs(cfg)[net]
             model = (MSDNet if net == "msdnet" else UNet)(3, 3, **arch).eval()
 
             def run(model=model) -> None:
