@@ -74,6 +74,37 @@ def test_model_card_round_trip_and_mismatch(tmp_path):
         load_model(tmp_path / "m.pt")
 
 
+def test_rotation_augment_is_an_exact_symmetry_of_the_processes():
+    from temflow.models.monet_tasks import rotate_tracks, track_augment
+    from temflow.trajectories import ctrw, fbm
+
+    rng = np.random.default_rng(3)
+    gen = torch.Generator().manual_seed(0)
+    tracks = torch.from_numpy(fbm(2000, 100, np.full(2000, 0.6), 1.0, rng)).float()
+    rotated = rotate_tracks(tracks, gen)
+    # A rotation: lengths kept, but the tracks really turned (by different angles).
+    torch.testing.assert_close(rotated.norm(dim=-1), tracks.norm(dim=-1), rtol=1e-5, atol=1e-5)
+    cos = (rotated * tracks).sum(-1)[:, -1] / tracks[:, -1].norm(dim=-1).square()
+    assert cos.std() > 0.5
+    # Still isotropic FBM: both axes have the same increment variance, uncorrelated axes.
+    inc = rotated.diff(dim=1).numpy()
+    var_x, var_y = inc[..., 0].var(), inc[..., 1].var()
+    assert abs(var_x / var_y - 1) < 0.05
+    assert abs(np.mean(inc[..., 0] * inc[..., 1])) / np.sqrt(var_x * var_y) < 0.02
+    # CTRW: x and y jump at the same frames before and after the rotation.
+    walk = torch.from_numpy(ctrw(200, 100, np.full(200, 0.5), 1.0, rng)).float()
+    moved = rotate_tracks(walk, gen).diff(dim=1).abs().sum(-1) > 0
+    torch.testing.assert_close(moved, walk.diff(dim=1).abs().sum(-1) > 0)
+    # Seeded, and composed with the noise augmentation; both off means no augmentation.
+    aug = track_augment(0.5, rotate=True)
+    a = aug(tracks[:8], None, torch.Generator().manual_seed(1))[0]
+    b = aug(tracks[:8], None, torch.Generator().manual_seed(1))[0]
+    torch.testing.assert_close(a, b)
+    assert track_augment(0.0, rotate=False) is None
+    with pytest.raises(TemflowError, match="augment_noise_step_std"):
+        track_augment(-0.1)
+
+
 # --- end to end on config/test.yaml --------------------------------------------------
 
 

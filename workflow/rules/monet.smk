@@ -25,6 +25,7 @@ rule monet_train:
         training=MONET["training"],
         val_fraction=MONET["val_fraction"],
         augment_noise_step_std=MONET["augment_noise_step_std"],
+        augment_rotate=MONET["augment_rotate"],
         device=DEVICE,
         master_seed=MASTER_SEED,
         # checkpoints live outside the outputs so an interrupted job resumes

@@ -19,6 +19,7 @@ with script_context(snakemake) as log:  # noqa: F821
         training={**p.training, "device": p.device},
         val_fraction=p.val_fraction,
         augment_noise_step_std=p.augment_noise_step_std,
+        augment_rotate=p.augment_rotate,
         seed=derive_seed(p.master_seed, "monet_train", sm.wildcards.task),
     )
     log.info("monet_%s: %s", sm.wildcards.task, card["metrics"])

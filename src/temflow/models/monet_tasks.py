@@ -9,6 +9,7 @@ anyway, so this only fixes the scale of the localisation-noise augmentation.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,34 @@ def val_metrics_for(task: str):
     return lambda out, y: {"mae": float((out - y).abs().mean())}
 
 
-def noise_augment(max_step_std: float):
-    """Augmentation: Gaussian localisation noise with std ~ U(0, max) step std per track."""
+def rotate_tracks(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Rotate each 2-D track ``(N, L, 2)`` about the origin by its own uniform random
+    angle. Brownian motion, FBM with independent axes and CTRW with isotropic Gaussian
+    jumps are all invariant under rotation, so the rotated track is an exact new sample
+    of the same process; the network, which reads x and y separately, sees new
+    projections every epoch."""
+    angle = torch.rand(x.shape[0], generator=gen, dtype=x.dtype) * (2 * math.pi)
+    cos, sin = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
+    px, py = x[..., 0], x[..., 1]
+    return torch.stack((cos * px - sin * py, sin * px + cos * py), dim=-1)
+
+
+def track_augment(max_step_std: float, rotate: bool = False):
+    """Training augmentation: optional random rotation (:func:`rotate_tracks`), then
+    Gaussian localisation noise with std ~ U(0, max) step std per track. ``None`` when
+    both are off."""
+    if max_step_std < 0:
+        raise TemflowError(f"monet.augment_noise_step_std: expected >= 0, got {max_step_std:g}")
 
     def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
-        std = torch.rand(x.shape[0], 1, 1, generator=gen) * max_step_std
-        return x + std * torch.randn(x.shape, generator=gen), y
+        if rotate:
+            x = rotate_tracks(x, gen)
+        if max_step_std > 0:
+            std = torch.rand(x.shape[0], 1, 1, generator=gen) * max_step_std
+            x = x + std * torch.randn(x.shape, generator=gen)
+        return x, y
 
-    return augment if max_step_std > 0 else None
+    return augment if (max_step_std > 0 or rotate) else None
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +139,7 @@ def train_task(
     val_fraction: float,
     augment_noise_step_std: float,
     seed: int,
+    augment_rotate: bool = False,
 ) -> dict:
     """Train one MoNet task on ``train_h5``; write the model + card; return the card."""
     spec = check_task(task)
@@ -141,7 +163,7 @@ def train_task(
         cfg,
         work_dir,
         metrics_csv,
-        augment=noise_augment(augment_noise_step_std),
+        augment=track_augment(augment_noise_step_std, augment_rotate),
         val_metrics=val_metrics_for(task),
         fingerprint={"data": data_hash, "task": task},
     )
@@ -159,6 +181,7 @@ def train_task(
             **cfg.to_dict(),
             "val_fraction": val_fraction,
             "augment_noise_step_std": augment_noise_step_std,
+            "augment_rotate": augment_rotate,
             "n_train": int(len(tr)),
             "n_val": int(len(va)),
         },
