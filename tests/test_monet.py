@@ -105,6 +105,31 @@ def test_rotation_augment_is_an_exact_symmetry_of_the_processes():
         track_augment(-0.1)
 
 
+def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
+    from temflow.models.monet_tasks import train_task
+    from temflow.trajectories import generate_set, write_trajectories
+
+    params = {"length": 60, "fbm_alpha_range": [0.2, 0.9], "ctrw_alpha_range": [0.2, 0.9],
+              "diffusion_range_px2_per_frame": [0.5, 2.0]}  # fmt: skip
+    write_trajectories(tmp_path / "train.h5", generate_set("classify", 40, params, seed=1))
+    training = {"epochs": 1, "batch_size": 16, "device": "cpu", "progress": False}
+
+    def run(rotate: bool) -> dict:
+        return train_task("classify", tmp_path / "train.h5", tmp_path / "m.pt",
+                          tmp_path / "m.csv", tmp_path / "work", training, 0.25, 0.0,
+                          seed=3, augment_rotate=rotate)  # fmt: skip
+
+    run(False)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        run(False)  # the same run again: resumes the finished checkpoint
+    assert "starting afresh" not in caplog.text
+    with caplog.at_level("INFO"):
+        card = run(True)
+    assert "augment_rotate" in caplog.text and "starting afresh" in caplog.text
+    assert card["training"]["augment_rotate"] is True
+
+
 # --- end to end on config/test.yaml --------------------------------------------------
 
 

@@ -165,7 +165,15 @@ def train_task(
         metrics_csv,
         augment=track_augment(augment_noise_step_std, augment_rotate),
         val_metrics=val_metrics_for(task),
-        fingerprint={"data": data_hash, "task": task},
+        # Everything that shapes the weights and is not in TrainConfig: a checkpoint
+        # trained with other augmentation or another split is not resumed.
+        fingerprint={
+            "data": data_hash,
+            "task": task,
+            "val_fraction": val_fraction,
+            "augment_noise_step_std": augment_noise_step_std,
+            "augment_rotate": augment_rotate,
+        },
     )
     best = next(h for h in result.history if h["epoch"] == result.best_epoch)
     card = {

@@ -124,7 +124,14 @@ def train_segmentation(
         work_dir,
         metrics_csv,
         augment=make_augment(crop_px),
-        fingerprint={"data": hashes, "target_width_A": target_width_A, "crop_px": crop_px},
+        # the image counts change with segmentation.training_val_images (same files)
+        fingerprint={
+            "data": hashes,
+            "target_width_A": target_width_A,
+            "crop_px": crop_px,
+            "n_train": len(train_data),
+            "n_val": len(val_data),
+        },
     )
     log.info(
         "trained on %s: best val loss %.5g at epoch %d of %d%s",

@@ -197,6 +197,18 @@ def _write_csv(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
+def _differing_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list:
+    """Dotted names of the entries that differ between two fingerprints (``config.lr``)."""
+    diffs = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs += _differing_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}")
+    return diffs
+
+
 def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
     if not path.is_file():
         return None
@@ -206,8 +218,7 @@ def _load_checkpoint(path: Path, fingerprint: dict) -> dict | None:
         log.warning("checkpoint %s unreadable (%s): starting afresh", path, err)
         return None
     if ckpt.get("fingerprint") != fingerprint:
-        old = ckpt.get("fingerprint", {})
-        diffs = [k for k in fingerprint if old.get(k) != fingerprint[k]]
+        diffs = _differing_keys(ckpt.get("fingerprint", {}), fingerprint)
         log.warning(
             "checkpoint %s is from a different run (%s differ): starting afresh",
             path,
