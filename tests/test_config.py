@@ -61,3 +61,13 @@ def test_snakemake_stops_on_misspelled_key(tmp_path: Path, test_config):
     output = proc.stdout + proc.stderr
     assert "config error at md" in output and "'n_rusn' was unexpected" in output
     assert not (tmp_path / "r").exists()
+
+
+def test_task_augmentation_override_is_checked(test_config):
+    config = yaml.safe_load(yaml.safe_dump(test_config))
+    config["monet"]["task_augmentation"] = {"fbm_alpha": {"augment_noise_step_std": 1.5}}
+    message = describe_config_error(config, SCHEMA_PATH)
+    assert message.startswith("config error at monet.task_augmentation.fbm_alpha")
+    config["monet"]["task_augmentation"] = {"segment": {"augment_rotate": True}}
+    message = describe_config_error(config, SCHEMA_PATH)
+    assert "'segment' was unexpected" in message

@@ -150,6 +150,8 @@ def test_monet_models_and_evaluation(workflow_results):
         assert card["architecture"]["class"] == "MoNet"
         assert len(card["data"]) >= 1 and all(len(h) == 64 for h in card["data"].values())
         assert (models / f"monet_{task}.pt").is_file()
+        # config/test.yaml turns rotation on: the setting reaches the training
+        assert card["training"]["augment_rotate"] is True
     summary = pd.read_csv(workflow_results / "eval" / "monet_summary.csv").set_index("metric")
     # tiny training still beats chance (1/3) on the held-out set
     assert summary.loc["accuracy", "value"] > 0.45

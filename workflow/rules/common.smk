@@ -175,6 +175,14 @@ MONET_EVALS = {
 }
 if "classify_test_noisy" in TRAJ_SETS:
     MONET_EVALS["classify_noisy"] = ("classify", "classify_test_noisy")
+
+
+def monet_augment(task, key):
+    """One augmentation setting of a MoNet task: `monet.<key>` unless
+    `monet.task_augmentation.<task>` changes it."""
+    return MONET.get("task_augmentation", {}).get(task, {}).get(key, MONET[key])
+
+
 MONET_MODEL = results("models", "monet_{task}.pt")
 MONET_EVAL_CSV = results("eval", "monet_{name}.csv")
 MONET_TARGETS = [

@@ -24,8 +24,10 @@ rule monet_train:
     params:
         training=MONET["training"],
         val_fraction=MONET["val_fraction"],
-        augment_noise_step_std=MONET["augment_noise_step_std"],
-        augment_rotate=MONET["augment_rotate"],
+        augment_noise_step_std=lambda wc: monet_augment(
+            wc.task, "augment_noise_step_std"
+        ),
+        augment_rotate=lambda wc: monet_augment(wc.task, "augment_rotate"),
         device=DEVICE,
         master_seed=MASTER_SEED,
         # checkpoints live outside the outputs so an interrupted job resumes
