@@ -197,9 +197,9 @@ def _write_csv(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
-def _differing_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list:
+def _differing_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Dotted names of the entries that differ between two fingerprints (``config.lr``)."""
-    diffs = []
+    diffs: list[str] = []
     for key in sorted(set(old) | set(new), key=str):
         a, b = old.get(key), new.get(key)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
