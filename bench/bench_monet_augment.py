@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from common import print_table, write_result
 
 from temflow.evaluation.classification import accuracy
@@ -33,6 +34,19 @@ def main() -> None:
     ap.add_argument("--task", choices=list(TASKS), default="classify")
     ap.add_argument("--noise", type=float, default=0.0, help="augmentation noise, max step std")
     ap.add_argument("--rotate", action="store_true", help="random-rotation augmentation")
+    ap.add_argument(
+        "--noise-free-fraction",
+        type=float,
+        default=0.0,
+        help="share of training tracks left without augmentation noise",
+    )
+    ap.add_argument(
+        "--resimulate",
+        type=Path,
+        default=None,
+        metavar="CONFIG",
+        help="fresh training tracks every batch, from CONFIG's trajectories section",
+    )
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--lr-decay-patience", type=int, default=3)
@@ -61,9 +75,17 @@ def main() -> None:
         val_fraction=0.1,
         augment_noise_step_std=args.noise,
         augment_rotate=args.rotate,
+        augment_noise_free_fraction=args.noise_free_fraction,
+        resimulate=(
+            None
+            if args.resimulate is None
+            else yaml.safe_load(args.resimulate.read_text())["trajectories"]
+        ),
         seed=args.seed,
     )
     row: dict = {"task": args.task, "noise": args.noise, "rotate": args.rotate,
+                 "noise_free_fraction": args.noise_free_fraction,
+                 "resimulate": args.resimulate is not None,
                  "best_epoch": card["metrics"]["best_epoch"],
                  "epochs_run": card["metrics"]["epochs_run"]}  # fmt: skip
     if args.task == "classify":
@@ -78,7 +100,8 @@ def main() -> None:
         row["alpha_mae"] = float(err.mean())
         row["alpha_mae_se"] = float(err.std(ddof=1) / np.sqrt(len(err)))
     print_table([row], list(row))
-    paths = {"trajectories": str(args.trajectories), "work": str(args.work)}
+    paths = {"trajectories": str(args.trajectories), "work": str(args.work),
+             "resimulate": None if args.resimulate is None else str(args.resimulate)}  # fmt: skip
     write_result(f"monet_augment_{args.task}", {"args": {**vars(args), **paths}, "row": row})
 
 

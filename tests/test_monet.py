@@ -105,6 +105,58 @@ def test_rotation_augment_is_an_exact_symmetry_of_the_processes():
         track_augment(-0.1)
 
 
+def test_noise_free_fraction_leaves_that_share_of_tracks_noiseless():
+    from temflow.models.monet_tasks import track_augment
+
+    tracks = torch.zeros(4000, 50, 2)
+    gen = torch.Generator().manual_seed(2)
+    out = track_augment(0.5, noise_free_fraction=0.3)(tracks, None, gen)[0]
+    clean = (out == 0).all(dim=(1, 2)).float().mean().item()
+    assert abs(clean - 0.3) < 0.03  # binomial s.e. 0.007
+    # The noisy rest keeps std ~ U(0, 0.5): mean variance E[s^2] = 0.5^2 / 3.
+    noisy = out[(out != 0).any(dim=(1, 2))]
+    assert abs(noisy.var().item() / (0.25 / 3) - 1) < 0.1
+    assert (track_augment(0.5, noise_free_fraction=1.0)(tracks, None, gen)[0] == 0).all()
+    with pytest.raises(TemflowError, match="augment_noise_free_fraction"):
+        track_augment(0.5, noise_free_fraction=1.5)
+
+
+def test_resimulation_draws_fresh_tracks_of_each_class_and_alpha():
+    from temflow.models.monet_tasks import track_augment
+
+    params = {"fbm_alpha_range": [0.3, 0.3], "ctrw_alpha_range": [0.5, 0.5]}
+    label = torch.tensor([0, 1, 2] * 400)
+    stale = torch.zeros(len(label), 200, 2)
+    aug = track_augment(0.0, resimulate=("classify", params))
+    x, y = aug(stale, label, torch.Generator().manual_seed(0))
+    assert y is label and x.shape == stale.shape and x.dtype == torch.float32
+    inc = x.diff(dim=1).numpy()
+    # Brownian and FBM steps have std 1 (D = 0.5, the unit of inputs_of); FBM with
+    # alpha 0.3 has lag-1 increment correlation 2^(alpha - 1) - 1 = -0.38; CTRW rests.
+    for cls, lag1 in ((0, 0.0), (1, 2 ** (0.3 - 1) - 1)):
+        d = inc[cls::3]
+        assert abs(d.std() - 1) < 0.02
+        assert abs((d[:, 1:] * d[:, :-1]).mean() / d.var() - lag1) < 0.02
+    assert (inc[2::3] == 0).mean() > 0.5 and (inc[:2] != 0).all()
+    # Every call draws new tracks; the same generator state gives the same ones.
+    x2 = aug(stale, label, torch.Generator().manual_seed(1))[0]
+    assert not torch.equal(x, x2)
+    torch.testing.assert_close(x, aug(stale, label, torch.Generator().manual_seed(0))[0])
+    # A regressor's target alpha is kept: FBM tracks of alpha 0.4 and 1.6.
+    alpha = torch.tensor([0.4, 1.6]).repeat(500)
+    fb = track_augment(0.0, resimulate=("fbm_alpha", params))(stale[:1000], alpha, gen0())[0]
+    d = fb.diff(dim=1).numpy()
+    for k, a in enumerate((0.4, 1.6)):
+        lag1 = (d[k::2, 1:] * d[k::2, :-1]).mean() / d[k::2].var()
+        assert abs(lag1 - (2 ** (a - 1) - 1)) < 0.02
+    with pytest.raises(TemflowError, match="monet task"):
+        track_augment(0.0, resimulate=("segment", params))
+
+
+def gen0() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
 def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     from temflow.models.monet_tasks import train_task
     from temflow.trajectories import generate_set, write_trajectories
@@ -114,10 +166,10 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     write_trajectories(tmp_path / "train.h5", generate_set("classify", 40, params, seed=1))
     training = {"epochs": 1, "batch_size": 16, "device": "cpu", "progress": False}
 
-    def run(rotate: bool) -> dict:
+    def run(rotate: bool, resimulate: dict | None = None) -> dict:
         return train_task("classify", tmp_path / "train.h5", tmp_path / "m.pt",
                           tmp_path / "m.csv", tmp_path / "work", training, 0.25, 0.0,
-                          seed=3, augment_rotate=rotate)  # fmt: skip
+                          seed=3, augment_rotate=rotate, resimulate=resimulate)  # fmt: skip
 
     run(False)
     caplog.clear()
@@ -128,6 +180,11 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
         card = run(True)
     assert "augment_rotate" in caplog.text and "starting afresh" in caplog.text
     assert card["training"]["augment_rotate"] is True
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        card = run(True, resimulate=params)  # fresh tracks: another training
+    assert "resimulate" in caplog.text and "starting afresh" in caplog.text
+    assert card["training"]["resimulate"]["fbm_alpha_range"] == [0.2, 0.9]
 
 
 # --- end to end on config/test.yaml --------------------------------------------------

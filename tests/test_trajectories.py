@@ -180,3 +180,45 @@ def test_bad_generator_input(call, key):
 def test_bad_config_names_the_key(change, key):
     with pytest.raises(TemflowError, match=key):
         check_params({**PARAMS, **change})
+
+
+# --- exact likelihood (the Bayes bound for the classifier) ---------------------------
+
+
+def test_likelihood_recovers_hurst_and_noise_and_is_scale_free():
+    from temflow.trajectories import add_localisation_noise, brownian, fbm
+    from temflow.trajectories.likelihood import log_likelihood
+
+    rng = np.random.default_rng(5)
+    tracks = fbm(100, 150, np.full(100, 0.6), 1.0, rng)
+    grid = np.arange(0.2, 0.42, 0.02)
+    total = [log_likelihood(tracks, h, 0.0).sum() for h in grid]
+    assert abs(grid[int(np.argmax(total))] - 0.3) < 0.021
+    # Scale marginalised: a change of units shifts every hypothesis by the same constant.
+    a, b = log_likelihood(tracks, 0.3, 0.0), log_likelihood(tracks, 0.45, 0.0)
+    a3, b3 = log_likelihood(3.0 * tracks, 0.3, 0.0), log_likelihood(3.0 * tracks, 0.45, 0.0)
+    np.testing.assert_allclose(a - b, a3 - b3, rtol=1e-9, atol=1e-9)
+    # Brownian tracks with 0.5-step localisation noise: the most likely noise is 0.5, H 1/2.
+    d = np.full(100, 1.0)
+    noisy = add_localisation_noise(brownian(100, 150, d, rng), d, 0.5, rng)
+    levels = [0.0, 0.25, 0.5, 0.75]
+    by_noise = [log_likelihood(noisy, 0.5, r).sum() for r in levels]
+    assert levels[int(np.argmax(by_noise))] == 0.5
+    assert log_likelihood(noisy, 0.5, 0.5).sum() > log_likelihood(noisy, 0.4, 0.5).sum()
+
+
+def test_bayes_decision_separates_clear_cases_and_rejects_bad_input():
+    from temflow.trajectories import brownian, fbm
+    from temflow.trajectories.likelihood import bayes_is_fbm, log_likelihood
+
+    rng = np.random.default_rng(6)
+    walk = brownian(200, 300, 1.0, rng)
+    sub = fbm(200, 300, np.full(200, 0.4), 1.0, rng)
+    assert bayes_is_fbm(sub, (0.2, 0.96)).mean() == 1.0
+    assert bayes_is_fbm(walk, (0.2, 0.96)).mean() < 0.1
+    with pytest.raises(TemflowError, match="positions"):
+        log_likelihood(walk[:, :, 0], 0.5, 0.0)
+    with pytest.raises(TemflowError, match="Hurst"):
+        log_likelihood(walk, 1.0, 0.0)
+    with pytest.raises(TemflowError, match="noise_weights"):
+        bayes_is_fbm(walk, (0.2, 0.96), [0.0, 0.5], [1.0])

@@ -142,6 +142,12 @@ SEG_TARGETS = [
 
 # --- trajectories stage ---------------------------------------------------------------
 TRAJ = config["trajectories"]
+# The generator parameters that resimulated MoNet training tracks use
+# (monet.augment_resimulate); set sizes and test noise do not touch the training.
+TRAJ_GENERATOR = {
+    key: TRAJ[key]
+    for key in ("fbm_alpha_range", "ctrw_alpha_range", "ctrw_waiting_time")
+}
 # set name -> (kind, number of trajectories, localisation noise override or None)
 TRAJ_SETS = {
     "classify_train": ("classify", TRAJ["n_classify_train"], None),

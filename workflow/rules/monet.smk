@@ -28,6 +28,11 @@ rule monet_train:
             wc.task, "augment_noise_step_std"
         ),
         augment_rotate=lambda wc: monet_augment(wc.task, "augment_rotate"),
+        augment_noise_free_fraction=lambda wc: monet_augment(
+            wc.task, "augment_noise_free_fraction"
+        ),
+        augment_resimulate=lambda wc: monet_augment(wc.task, "augment_resimulate"),
+        trajectories=TRAJ_GENERATOR,
         device=DEVICE,
         master_seed=MASTER_SEED,
         # checkpoints live outside the outputs so an interrupted job resumes

@@ -20,6 +20,9 @@ with script_context(snakemake) as log:  # noqa: F821
         val_fraction=p.val_fraction,
         augment_noise_step_std=p.augment_noise_step_std,
         augment_rotate=p.augment_rotate,
+        augment_noise_free_fraction=p.augment_noise_free_fraction,
+        # fresh tracks are drawn with the trajectory stage's parameters
+        resimulate=p.trajectories if p.augment_resimulate else None,
         seed=derive_seed(p.master_seed, "monet_train", sm.wildcards.task),
     )
     log.info("monet_%s: %s", sm.wildcards.task, card["metrics"])

@@ -32,6 +32,9 @@ from temflow.training import (
     sha256_file,
     train,
 )
+from temflow.trajectories.brownian import brownian
+from temflow.trajectories.ctrw import ctrw
+from temflow.trajectories.fbm import fbm
 from temflow.trajectories.io import CLASSES, TrajectorySet, read_trajectories
 
 log = logging.getLogger(__name__)
@@ -97,22 +100,91 @@ def rotate_tracks(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.stack((cos * px - sin * py, sin * px + cos * py), dim=-1)
 
 
-def track_augment(max_step_std: float, rotate: bool = False):
-    """Training augmentation: optional random rotation (:func:`rotate_tracks`), then
-    Gaussian localisation noise with std ~ U(0, max) step std per track. ``None`` when
-    both are off."""
+def resimulate_tracks(
+    task: str, y: torch.Tensor, length: int, params: Mapping[str, Any], rng: np.random.Generator
+) -> torch.Tensor:
+    """Fresh tracks ``(N, length, 2)`` in step units for the targets ``y`` of ``task``.
+
+    ``classify``: a new track of each item's class (label), with a new alpha drawn
+    uniformly from ``params['fbm_alpha_range']`` / ``params['ctrw_alpha_range']``, as the
+    training sets were drawn. ``fbm_alpha`` / ``ctrw_alpha``: a new FBM / CTRW track with
+    the item's own alpha (the target is unchanged). D = 0.5 px^2/frame, i.e. one step
+    has std 1: the unit of :func:`inputs_of`. ``params`` is a ``trajectories`` config
+    section (``ctrw_waiting_time`` too).
+    """
+    check_task(task)
+    n = int(y.shape[0])
+    waiting = params.get("ctrw_waiting_time", "mittag_leffler")
+    out = np.empty((n, length, 2))
+    if task == "classify":
+        label = y.numpy()
+        for cls, name in enumerate(CLASSES):
+            sel = np.flatnonzero(label == cls)
+            if sel.size == 0:
+                continue
+            if name == "brownian":
+                out[sel] = brownian(sel.size, length, 0.5, rng)
+                continue
+            lo, hi = (float(v) for v in params[f"{name}_alpha_range"])
+            alpha = rng.uniform(lo, hi, sel.size)
+            if name == "fbm":
+                out[sel] = fbm(sel.size, length, alpha, 0.5, rng)
+            else:
+                out[sel] = ctrw(sel.size, length, alpha, 0.5, rng, waiting)
+    elif task == "fbm_alpha":
+        out[:] = fbm(n, length, y.double().numpy(), 0.5, rng)
+    else:
+        out[:] = ctrw(n, length, y.double().numpy(), 0.5, rng, waiting)
+    return torch.from_numpy(out.astype(np.float32))
+
+
+def track_augment(
+    max_step_std: float,
+    rotate: bool = False,
+    noise_free_fraction: float = 0.0,
+    resimulate: tuple[str, Mapping[str, Any]] | None = None,
+):
+    """Training augmentation, per batch, in this order:
+
+    1. ``resimulate=(task, trajectories params)``: replace every track by a fresh
+       realisation of its process (:func:`resimulate_tracks`). The reference MoNet draws
+       its training data fresh at every step; this does the same while the stored set
+       fixes the classes / alphas, the split and the validation tracks. It removes the
+       overfitting to a finite training set.
+    2. ``rotate``: :func:`rotate_tracks`.
+    3. Gaussian localisation noise with std ~ U(0, ``max_step_std``) step std per track,
+       except a random ``noise_free_fraction`` of the tracks, which stay noiseless.
+       The classifier approximates the Bayes rule for the noise prior it was trained on;
+       the share of noiseless tracks in that prior sets its trade-off between noiseless
+       and noisy accuracy (BENCHMARKS.md).
+
+    ``None`` when all are off.
+    """
     if max_step_std < 0:
         raise TemflowError(f"monet.augment_noise_step_std: expected >= 0, got {max_step_std:g}")
+    if not 0.0 <= noise_free_fraction <= 1.0:
+        raise TemflowError(
+            f"monet.augment_noise_free_fraction: expected in [0, 1], got {noise_free_fraction:g}"
+        )
+    if resimulate is not None:
+        check_task(resimulate[0])
 
     def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
+        if resimulate is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+            task, params = resimulate
+            x = resimulate_tracks(task, y, x.shape[1], params, np.random.default_rng(seed))
         if rotate:
             x = rotate_tracks(x, gen)
         if max_step_std > 0:
             std = torch.rand(x.shape[0], 1, 1, generator=gen) * max_step_std
+            if noise_free_fraction > 0:
+                noisy = torch.rand(x.shape[0], 1, 1, generator=gen) >= noise_free_fraction
+                std = std * noisy
             x = x + std * torch.randn(x.shape, generator=gen)
         return x, y
 
-    return augment if (max_step_std > 0 or rotate) else None
+    return augment if (max_step_std > 0 or rotate or resimulate is not None) else None
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +212,14 @@ def train_task(
     augment_noise_step_std: float,
     seed: int,
     augment_rotate: bool = False,
+    augment_noise_free_fraction: float = 0.0,
+    resimulate: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Train one MoNet task on ``train_h5``; write the model + card; return the card."""
+    """Train one MoNet task on ``train_h5``; write the model + card; return the card.
+
+    ``resimulate``: a ``trajectories`` config section; when given, every training batch
+    is replaced by fresh tracks of the same classes / alphas (:func:`track_augment`).
+    """
     spec = check_task(task)
     data = read_trajectories(train_h5)
     if data.positions.shape[1] < MoNet.min_length():
@@ -155,6 +233,15 @@ def train_task(
     seed_everything(seed)
     model = build_model(task)
     data_hash = sha256_file(train_h5)
+    # What a resimulated training set depends on: the generator's parameters.
+    resimulate_key = (
+        None
+        if resimulate is None
+        else {
+            k: resimulate.get(k)
+            for k in ("fbm_alpha_range", "ctrw_alpha_range", "ctrw_waiting_time")
+        }
+    )
     result = train(
         model,
         TensorDataset(x[tr], y[tr]),
@@ -163,7 +250,12 @@ def train_task(
         cfg,
         work_dir,
         metrics_csv,
-        augment=track_augment(augment_noise_step_std, augment_rotate),
+        augment=track_augment(
+            augment_noise_step_std,
+            augment_rotate,
+            augment_noise_free_fraction,
+            None if resimulate is None else (task, resimulate),
+        ),
         val_metrics=val_metrics_for(task),
         # Everything that shapes the weights and is not in TrainConfig: a checkpoint
         # trained with other augmentation or another split is not resumed.
@@ -173,6 +265,8 @@ def train_task(
             "val_fraction": val_fraction,
             "augment_noise_step_std": augment_noise_step_std,
             "augment_rotate": augment_rotate,
+            "augment_noise_free_fraction": augment_noise_free_fraction,
+            "resimulate": resimulate_key,
         },
     )
     best = next(h for h in result.history if h["epoch"] == result.best_epoch)
@@ -190,6 +284,8 @@ def train_task(
             "val_fraction": val_fraction,
             "augment_noise_step_std": augment_noise_step_std,
             "augment_rotate": augment_rotate,
+            "augment_noise_free_fraction": augment_noise_free_fraction,
+            "resimulate": resimulate_key,
             "n_train": int(len(tr)),
             "n_val": int(len(va)),
         },
