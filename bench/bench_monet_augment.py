@@ -47,6 +47,7 @@ def main() -> None:
         metavar="CONFIG",
         help="fresh training tracks every batch, from CONFIG's trajectories section",
     )
+    ap.add_argument("--combine-axes", choices=["outputs", "features"], default="outputs")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--lr-decay-patience", type=int, default=3)
@@ -82,10 +83,11 @@ def main() -> None:
             else yaml.safe_load(args.resimulate.read_text())["trajectories"]
         ),
         seed=args.seed,
+        combine_axes=args.combine_axes,
     )
     row: dict = {"task": args.task, "noise": args.noise, "rotate": args.rotate,
                  "noise_free_fraction": args.noise_free_fraction,
-                 "resimulate": args.resimulate is not None,
+                 "resimulate": args.resimulate is not None, "combine": args.combine_axes,
                  "best_epoch": card["metrics"]["best_epoch"],
                  "epochs_run": card["metrics"]["epochs_run"]}  # fmt: skip
     if args.task == "classify":

@@ -34,6 +34,33 @@ def test_output_shapes_and_parameter_count():
     assert MoNet.receptive_fields() == [22, 8, 15, 118, 210, 20]
 
 
+def test_feature_combination_pools_both_axes_with_the_same_parameters():
+    torch.manual_seed(0)
+    outputs = MoNet("classify").eval()
+    features = MoNet("classify", combine="features").eval()
+    assert outputs.hparams["combine"] == "outputs" and features.hparams["combine"] == "features"
+    features.load_state_dict(outputs.state_dict())  # the same weights fit both
+    x = _tracks(6)
+    logp = features(x)
+    assert logp.shape == (6, 3)
+    torch.testing.assert_close(logp.exp().sum(1), torch.ones(6))
+    assert not torch.allclose(logp, outputs(x), atol=1e-3)
+    # x and y play the same role, and a regressor's alpha stays within (0, alpha_max).
+    torch.testing.assert_close(features(x.flip(-1)), logp, rtol=1e-5, atol=1e-6)
+    reg = MoNet("regress", alpha_max=2.0, combine="features").eval()
+    alpha = reg(x)
+    assert alpha.shape == (6,) and torch.all((alpha > 0) & (alpha < 2.0))
+    # The features of both axes are averaged before the dense stack: x paired with y
+    # gives the mean of (x, x) and (y, y) features, which is not the mean of outputs.
+    with torch.no_grad():
+        inc = normalise_increments(x).reshape(12, 1, -1)
+        feats = torch.cat([br(inc) for br in features.branches], dim=1).reshape(6, 2, -1)
+        expected = features.head(features.dense(feats.mean(1))).log_softmax(-1)
+    torch.testing.assert_close(logp, expected)
+    with pytest.raises(TemflowError, match="combine_axes"):
+        MoNet("classify", combine="sum")
+
+
 def test_normalisation_makes_output_invariant_to_scale_and_offset():
     torch.manual_seed(0)
     m = MoNet("classify").eval()
@@ -166,10 +193,11 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     write_trajectories(tmp_path / "train.h5", generate_set("classify", 40, params, seed=1))
     training = {"epochs": 1, "batch_size": 16, "device": "cpu", "progress": False}
 
-    def run(rotate: bool, resimulate: dict | None = None) -> dict:
+    def run(rotate: bool, resimulate: dict | None = None, combine: str = "outputs") -> dict:
         return train_task("classify", tmp_path / "train.h5", tmp_path / "m.pt",
                           tmp_path / "m.csv", tmp_path / "work", training, 0.25, 0.0,
-                          seed=3, augment_rotate=rotate, resimulate=resimulate)  # fmt: skip
+                          seed=3, augment_rotate=rotate, resimulate=resimulate,
+                          combine_axes=combine)  # fmt: skip
 
     run(False)
     caplog.clear()
@@ -185,6 +213,12 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
         card = run(True, resimulate=params)  # fresh tracks: another training
     assert "resimulate" in caplog.text and "starting afresh" in caplog.text
     assert card["training"]["resimulate"]["fbm_alpha_range"] == [0.2, 0.9]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        card = run(True, resimulate=params, combine="features")  # same shapes, other net
+    assert "hparams.combine" in caplog.text and "starting afresh" in caplog.text
+    assert card["architecture"]["args"]["combine"] == "features"
+    assert "pooled" in card["axes"]
 
 
 # --- end to end on config/test.yaml --------------------------------------------------

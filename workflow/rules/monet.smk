@@ -24,6 +24,7 @@ rule monet_train:
     params:
         training=MONET["training"],
         val_fraction=MONET["val_fraction"],
+        combine_axes=MONET["combine_axes"],
         augment_noise_step_std=lambda wc: monet_augment(
             wc.task, "augment_noise_step_std"
         ),

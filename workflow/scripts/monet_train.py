@@ -23,6 +23,7 @@ with script_context(snakemake) as log:  # noqa: F821
         augment_noise_free_fraction=p.augment_noise_free_fraction,
         # fresh tracks are drawn with the trajectory stage's parameters
         resimulate=p.trajectories if p.augment_resimulate else None,
+        combine_axes=p.combine_axes,
         seed=derive_seed(p.master_seed, "monet_train", sm.wildcards.task),
     )
     log.info("monet_%s: %s", sm.wildcards.task, card["metrics"])

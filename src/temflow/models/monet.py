@@ -4,13 +4,22 @@ Input: positions (B, L, 2). Each axis is normalised on its own (subtract the mea
 increments, divide by their std) and passed through the same network (shared weights):
 six parallel convolutional branches (Conv1d -> ReLU -> BatchNorm, 32 filters, 'same'
 zero padding, global max pooling over time), concatenated, Dense 512 -> Dense 128 ->
-head. The per-axis outputs are averaged, as in the reference: x and y of isotropic 2-D
-motion are statistically identical, so sharing the weights doubles the evidence per
-trajectory and keeps the reference's parameter count (about 248k).
+head. x and y of isotropic 2-D motion are statistically identical, so sharing the
+weights doubles the evidence per trajectory and keeps the reference's parameter count
+(about 248k). Where the two axes meet is ``combine``:
 
-Heads: ``classify`` returns log-probabilities (B, n_classes) = log of the mean of the
-per-axis softmax outputs (train with ``nll_loss``); ``regress`` returns alpha (B,) =
-``alpha_max`` x the mean of the per-axis sigmoid outputs.
+* ``outputs`` (the reference): each axis is classified on its own and the per-axis
+  outputs are averaged. ``classify`` returns log-probabilities (B, n_classes) = log of
+  the mean of the per-axis softmax outputs; ``regress`` returns alpha (B,) =
+  ``alpha_max`` x the mean of the per-axis sigmoid outputs.
+* ``features``: the per-axis branch features (after max pooling) are averaged and one
+  dense stack reads the mean, so the evidence of both axes is pooled before any
+  decision, as a likelihood ratio pools it (the axes share H, D and the noise level).
+  ``classify`` returns log-softmax, ``regress`` ``alpha_max`` x sigmoid. Averaging
+  outputs caps the Brownian-vs-FBM accuracy below the two-axis Bayes bound
+  (BENCHMARKS.md); the parameter count is the same.
+
+Train ``classify`` with ``nll_loss`` in both cases.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ BRANCHES: tuple[tuple[int, tuple[int, ...]], ...] = (
     (20, (1,)),
 )
 TASKS = ("classify", "regress")
+COMBINE = ("outputs", "features")
 
 
 def receptive_field(kernel: int, dilations: tuple[int, ...]) -> int:
@@ -74,10 +84,13 @@ class MoNet(nn.Module):
         filters: int = 32,
         dense: tuple[int, int] | list[int] = (512, 128),
         alpha_max: float = 1.0,
+        combine: str = "outputs",
     ) -> None:
         super().__init__()
         if task not in TASKS:
             raise TemflowError(f"monet task: expected one of {TASKS}, got {task!r}")
+        if combine not in COMBINE:
+            raise TemflowError(f"monet combine_axes: expected one of {COMBINE}, got {combine!r}")
         if alpha_max <= 0:
             raise TemflowError(f"monet alpha_max: expected > 0, got {alpha_max}")
         self.hparams = {
@@ -86,8 +99,10 @@ class MoNet(nn.Module):
             "filters": int(filters),
             "dense": [int(v) for v in dense],
             "alpha_max": float(alpha_max),
+            "combine": combine,
         }
         self.task = task
+        self.combine = combine
         self.alpha_max = float(alpha_max)
         self.branches = nn.ModuleList(_Branch(k, d, filters) for k, d in BRANCHES)
         width = filters * len(BRANCHES)
@@ -121,6 +136,12 @@ class MoNet(nn.Module):
         b = positions.shape[0]
         inc = normalise_increments(positions.float()).reshape(2 * b, 1, -1)
         feats = torch.cat([branch(inc) for branch in self.branches], dim=1)
+        if self.combine == "features":
+            feats = feats.reshape(b, 2, -1).mean(dim=1)
+            out = self.head(self.dense(feats)).float()
+            if self.task == "classify":
+                return out.log_softmax(dim=-1)
+            return self.alpha_max * torch.sigmoid(out).reshape(b)
         out = self.head(self.dense(feats)).float()
         if self.task == "classify":
             probs = out.softmax(dim=-1).reshape(b, 2, -1).mean(dim=1)

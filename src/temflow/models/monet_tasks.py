@@ -46,13 +46,23 @@ TASKS: dict[str, dict[str, Any]] = {
     "ctrw_alpha": {"model": {"task": "regress", "alpha_max": 1.0}, "classes": ["alpha"]},
 }
 ALPHA_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0, 2.0)
-AXES_NOTE = (
-    "x and y are normalised separately and passed through the same network (shared "
-    "weights); the per-axis outputs (softmax probabilities or sigmoid alphas) are averaged, "
-    "as in the reference MoNet: the two axes of isotropic motion are statistically "
-    "identical, so weight sharing doubles the evidence per trajectory, keeps the "
-    "reference's ~248k parameters (248,163)."
-)
+AXES_NOTE = {
+    "outputs": (
+        "x and y are normalised separately and passed through the same network (shared "
+        "weights); the per-axis outputs (softmax probabilities or sigmoid alphas) are "
+        "averaged, as in the reference MoNet: the two axes of isotropic motion are "
+        "statistically identical, so weight sharing doubles the evidence per trajectory "
+        "and keeps the reference's ~248k parameters (248,163)."
+    ),
+    "features": (
+        "x and y are normalised separately and passed through the same convolutional "
+        "branches (shared weights); their max-pooled branch features are averaged and one "
+        "dense stack reads the mean. The axes share H, D and the noise level, so the "
+        "evidence of both is pooled before the decision, as in a likelihood ratio; "
+        "averaging per-axis outputs (the reference) caps the Brownian-vs-FBM accuracy "
+        "below the two-axis Bayes bound (BENCHMARKS.md). Same ~248k parameters (248,163)."
+    ),
+}
 
 
 def check_task(task: str) -> dict[str, Any]:
@@ -73,8 +83,8 @@ def targets_of(data: TrajectorySet, task: str) -> torch.Tensor:
     return torch.from_numpy(data.alpha.astype(np.float32))
 
 
-def build_model(task: str) -> MoNet:
-    return MoNet(**check_task(task)["model"])
+def build_model(task: str, combine_axes: str = "outputs") -> MoNet:
+    return MoNet(**check_task(task)["model"], combine=combine_axes)
 
 
 def loss_for(task: str):
@@ -214,8 +224,11 @@ def train_task(
     augment_rotate: bool = False,
     augment_noise_free_fraction: float = 0.0,
     resimulate: Mapping[str, Any] | None = None,
+    combine_axes: str = "outputs",
 ) -> dict:
     """Train one MoNet task on ``train_h5``; write the model + card; return the card.
+
+    ``combine_axes``: where x and y meet in the network (:class:`MoNet` ``combine``).
 
     ``resimulate``: a ``trajectories`` config section; when given, every training batch
     is replaced by fresh tracks of the same classes / alphas (:func:`track_augment`).
@@ -231,7 +244,7 @@ def train_task(
     tr, va = split_indices(len(data), val_fraction, seed)
     cfg = TrainConfig.from_dict({**training, "seed": seed})
     seed_everything(seed)
-    model = build_model(task)
+    model = build_model(task, combine_axes)
     data_hash = sha256_file(train_h5)
     # What a resimulated training set depends on: the generator's parameters.
     resimulate_key = (
@@ -278,7 +291,7 @@ def train_task(
             "length_frames": int(data.positions.shape[1]),
             "units": "positions; each axis is normalised inside the network",
         },
-        "axes": AXES_NOTE,
+        "axes": AXES_NOTE[combine_axes],
         "training": {
             **cfg.to_dict(),
             "val_fraction": val_fraction,

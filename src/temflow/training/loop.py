@@ -183,7 +183,10 @@ class _Concatenating:
 def _fingerprint(model: nn.Module, config: TrainConfig, extra: Mapping[str, Any] | None) -> dict:
     cfg = {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_CHANGES}
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
-    return {"config": cfg, "shapes": shapes, "extra": dict(extra or {})}
+    # Constructor arguments too: some (MSD-net dilations, MoNet's combine) leave every
+    # parameter shape unchanged but make another network.
+    hparams = getattr(model, "hparams", None)
+    return {"config": cfg, "shapes": shapes, "hparams": hparams, "extra": dict(extra or {})}
 
 
 def _write_csv(path: Path, history: list[dict[str, float]]) -> None:
