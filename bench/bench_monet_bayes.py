@@ -10,7 +10,9 @@ recognised (MoNet misses at most a few in 3,000), and reports
 * the Bayes rule for a training noise prior ``f * delta(0) + (1 - f) * U(lo, hi)``
   step std, for a range of noiseless shares ``f``: what the best classifier trained
   with that augmentation (``monet.augment_noise_free_fraction`` = f,
-  ``augment_noise_step_std`` = hi) can reach on both sets at once.
+  ``augment_noise_step_std`` = hi) can reach on both sets at once; and the same rule
+  applied to each axis alone with the two posteriors averaged, the best a network
+  that averages per-axis outputs (``monet.combine_axes: outputs``) can do.
 
 Prints the tables last and writes results/bench/monet_bayes.json.
 
@@ -25,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 from common import print_table, write_result
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 from tqdm import tqdm
 
 from temflow.trajectories import CLASSES, read_trajectories
-from temflow.trajectories.likelihood import log_likelihood
+from temflow.trajectories.likelihood import log_likelihoods
 
 
 def main() -> None:
@@ -50,18 +52,32 @@ def main() -> None:
         keep = data.label < CLASSES.index("ctrw")
         pos, label, alpha = data.positions[keep], data.label[keep], data.alpha[keep]
         n_ctrw = int((~keep).sum())
-        # log-likelihood of every track under Brownian motion / FBM(H), per noise level
-        bm = np.stack([log_likelihood(pos, 0.5, r) for r in tqdm(noise_grid, desc=f"{name} BM")])
+
+        # log-likelihoods (joint, then per axis) of every track under Brownian motion /
+        # FBM(H), per noise level: arrays (noise levels, N, 3)
+        def both(h: float, r: float, pos: np.ndarray = pos) -> np.ndarray:
+            joint, per_axis = log_likelihoods(pos, h, r)
+            return np.concatenate([joint[:, None], per_axis], axis=1)
+
+        bm = np.stack([both(0.5, r) for r in tqdm(noise_grid, desc=f"{name} BM")])
         fbm = np.stack([
-            logsumexp([log_likelihood(pos, h, r) for h in hurst], axis=0) - np.log(len(hurst))
+            logsumexp([both(h, r) for h in hurst], axis=0) - np.log(len(hurst))
             for r in tqdm(noise_grid, desc=f"{name} FBM")
         ])  # fmt: skip
         sets[name] = (bm, fbm, label, alpha, n_ctrw, float(data.attrs.get("noise_step_std", 0)))
 
-    def accuracy(name: str, weights: np.ndarray) -> tuple[float, np.ndarray]:
+    def accuracy(
+        name: str, weights: np.ndarray, per_axis: bool = False
+    ) -> tuple[float, np.ndarray]:
+        """Accuracy of the Bayes rule for the noise prior ``weights``: joint, or per axis
+        with the two axes' posteriors averaged (as MoNet averages per-axis outputs)."""
         bm, fbm, label, _, n_ctrw, _ = sets[name]
-        logw = np.log(np.maximum(weights, 1e-300))[:, None]
-        is_fbm = logsumexp(fbm + logw, axis=0) > logsumexp(bm + logw, axis=0)
+        logw = np.log(np.maximum(weights, 1e-300))[:, None, None]
+        log_odds = logsumexp(fbm + logw, axis=0) - logsumexp(bm + logw, axis=0)
+        if per_axis:
+            is_fbm = expit(log_odds[:, 1:]).mean(axis=1) > 0.5
+        else:
+            is_fbm = log_odds[:, 0] > 0
         right = is_fbm == (label == 1)
         return float((right.sum() + n_ctrw) / (len(label) + n_ctrw)), right
 
@@ -85,6 +101,8 @@ def main() -> None:
             "noise-free fraction": f,
             "accuracy, noiseless": accuracy("classify_test", weights)[0],
             "accuracy, noisy": accuracy("classify_test_noisy", weights)[0],
+            "per axis averaged, noiseless": accuracy("classify_test", weights, True)[0],
+            "per axis averaged, noisy": accuracy("classify_test_noisy", weights, True)[0],
         })  # fmt: skip
     print("\nOracle (knows each set's noise level):")
     print_table(oracle_rows, list(oracle_rows[0]))

@@ -194,6 +194,11 @@ def test_likelihood_recovers_hurst_and_noise_and_is_scale_free():
     grid = np.arange(0.2, 0.42, 0.02)
     total = [log_likelihood(tracks, h, 0.0).sum() for h in grid]
     assert abs(grid[int(np.argmax(total))] - 0.3) < 0.021
+    # Each axis alone points to the same H (with its own scale, a 1-D likelihood).
+    from temflow.trajectories.likelihood import log_likelihoods
+
+    per_axis = np.array([log_likelihoods(tracks, h, 0.0)[1].sum(axis=0) for h in grid])
+    assert np.all(np.abs(grid[np.argmax(per_axis, axis=0)] - 0.3) < 0.041)
     # Scale marginalised: a change of units shifts every hypothesis by the same constant.
     a, b = log_likelihood(tracks, 0.3, 0.0), log_likelihood(tracks, 0.45, 0.0)
     a3, b3 = log_likelihood(3.0 * tracks, 0.3, 0.0), log_likelihood(3.0 * tracks, 0.45, 0.0)

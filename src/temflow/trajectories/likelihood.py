@@ -37,9 +37,14 @@ def _increments(positions: np.ndarray) -> np.ndarray:
     return np.diff(positions, axis=1)
 
 
-def log_likelihood(positions: np.ndarray, hurst: float, noise_step_std: float) -> np.ndarray:
-    """Scale-marginalised log-likelihood (N,) of each track's increments under fGn(H)
-    plus localisation noise of ``noise_step_std`` step std (additive constant dropped)."""
+def log_likelihoods(
+    positions: np.ndarray, hurst: float, noise_step_std: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale-marginalised log-likelihoods of each track's increments under fGn(H) plus
+    localisation noise of ``noise_step_std`` step std (additive constants dropped):
+    ``(joint (N,), per axis (N, 2))``. Joint: both axes share the scale; per axis: each
+    axis on its own, with its own scale (what a network that reads one axis at a time
+    can use)."""
     if not 0.0 < hurst < 1.0:
         raise TemflowError(f"likelihood: Hurst exponent must lie in (0, 1), got {hurst:g}")
     if noise_step_std < 0:
@@ -52,9 +57,15 @@ def log_likelihood(positions: np.ndarray, hurst: float, noise_step_std: float) -
     chol = cholesky(cov, lower=True)
     # Both axes of every track as columns of one right-hand side.
     white = solve_triangular(chol, inc.transpose(1, 0, 2).reshape(n, -1), lower=True)
-    quad = np.square(white).sum(axis=0).reshape(-1, 2).sum(axis=1)
-    log_det = 2.0 * np.log(np.diag(chol)).sum()
-    return -log_det - n * np.log(quad)
+    quad = np.square(white).sum(axis=0).reshape(-1, 2)
+    half_log_det = np.log(np.diag(chol)).sum()
+    joint = -2.0 * half_log_det - n * np.log(quad.sum(axis=1))
+    return joint, -half_log_det - 0.5 * n * np.log(quad)
+
+
+def log_likelihood(positions: np.ndarray, hurst: float, noise_step_std: float) -> np.ndarray:
+    """The joint log-likelihood (N,) of :func:`log_likelihoods`."""
+    return log_likelihoods(positions, hurst, noise_step_std)[0]
 
 
 def log_evidence(
