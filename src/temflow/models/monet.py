@@ -15,9 +15,10 @@ weights doubles the evidence per trajectory and keeps the reference's parameter 
 * ``features``: the per-axis branch features (after max pooling) are averaged and one
   dense stack reads the mean, so the evidence of both axes is pooled before any
   decision, as a likelihood ratio pools it (the axes share H, D and the noise level).
-  ``classify`` returns log-softmax, ``regress`` ``alpha_max`` x sigmoid. Averaging
-  outputs caps the Brownian-vs-FBM accuracy below the two-axis Bayes bound
-  (BENCHMARKS.md); the parameter count is the same.
+  ``classify`` returns log-softmax, ``regress`` ``alpha_max`` x sigmoid. The parameter
+  count is the same. The Bayes rule applied per axis with averaged posteriors falls
+  below the two-axis one; trained MoNets measured the same accuracy either way
+  (BENCHMARKS.md).
 
 Train ``classify`` with ``nll_loss`` in both cases.
 """

@@ -58,9 +58,9 @@ AXES_NOTE = {
         "x and y are normalised separately and passed through the same convolutional "
         "branches (shared weights); their max-pooled branch features are averaged and one "
         "dense stack reads the mean. The axes share H, D and the noise level, so the "
-        "evidence of both is pooled before the decision, as in a likelihood ratio; "
-        "averaging per-axis outputs (the reference) caps the Brownian-vs-FBM accuracy "
-        "below the two-axis Bayes bound (BENCHMARKS.md). Same ~248k parameters (248,163)."
+        "evidence of both is pooled before the decision, as in a likelihood ratio (the "
+        "reference averages per-axis outputs instead; BENCHMARKS.md compares the two). "
+        "Same ~248k parameters (248,163)."
     ),
 }
 
