@@ -171,17 +171,15 @@ def test_resimulation_draws_fresh_tracks_of_each_class_and_alpha():
     torch.testing.assert_close(x, aug(stale, label, torch.Generator().manual_seed(0))[0])
     # A regressor's target alpha is kept: FBM tracks of alpha 0.4 and 1.6.
     alpha = torch.tensor([0.4, 1.6]).repeat(500)
-    fb = track_augment(0.0, resimulate=("fbm_alpha", params))(stale[:1000], alpha, gen0())[0]
+    fb = track_augment(0.0, resimulate=("fbm_alpha", params))(
+        stale[:1000], alpha, torch.Generator().manual_seed(0)
+    )[0]
     d = fb.diff(dim=1).numpy()
     for k, a in enumerate((0.4, 1.6)):
         lag1 = (d[k::2, 1:] * d[k::2, :-1]).mean() / d[k::2].var()
         assert abs(lag1 - (2 ** (a - 1) - 1)) < 0.02
     with pytest.raises(TemflowError, match="monet task"):
         track_augment(0.0, resimulate=("segment", params))
-
-
-def gen0() -> torch.Generator:
-    return torch.Generator().manual_seed(0)
 
 
 def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):

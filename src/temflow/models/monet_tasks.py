@@ -32,10 +32,9 @@ from temflow.training import (
     sha256_file,
     train,
 )
-from temflow.trajectories.brownian import brownian
 from temflow.trajectories.ctrw import ctrw
 from temflow.trajectories.fbm import fbm
-from temflow.trajectories.io import CLASSES, TrajectorySet, read_trajectories
+from temflow.trajectories.io import CLASSES, TrajectorySet, read_trajectories, simulate_classes
 
 log = logging.getLogger(__name__)
 
@@ -125,26 +124,12 @@ def resimulate_tracks(
     check_task(task)
     n = int(y.shape[0])
     waiting = params.get("ctrw_waiting_time", "mittag_leffler")
-    out = np.empty((n, length, 2))
     if task == "classify":
-        label = y.numpy()
-        for cls, name in enumerate(CLASSES):
-            sel = np.flatnonzero(label == cls)
-            if sel.size == 0:
-                continue
-            if name == "brownian":
-                out[sel] = brownian(sel.size, length, 0.5, rng)
-                continue
-            lo, hi = (float(v) for v in params[f"{name}_alpha_range"])
-            alpha = rng.uniform(lo, hi, sel.size)
-            if name == "fbm":
-                out[sel] = fbm(sel.size, length, alpha, 0.5, rng)
-            else:
-                out[sel] = ctrw(sel.size, length, alpha, 0.5, rng, waiting)
+        out, _ = simulate_classes(y.numpy(), length, np.full(n, 0.5), params, rng)
     elif task == "fbm_alpha":
-        out[:] = fbm(n, length, y.double().numpy(), 0.5, rng)
+        out = fbm(n, length, y.double().numpy(), 0.5, rng)
     else:
-        out[:] = ctrw(n, length, y.double().numpy(), 0.5, rng, waiting)
+        out = ctrw(n, length, y.double().numpy(), 0.5, rng, waiting)
     return torch.from_numpy(out.astype(np.float32))
 
 

@@ -77,6 +77,37 @@ def add_localisation_noise(
     return positions + rng.standard_normal(positions.shape) * scale
 
 
+def simulate_classes(
+    label: np.ndarray,
+    length: int,
+    diffusion: np.ndarray,
+    params: Mapping[str, Any],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noiseless tracks ``(N, length, 2)`` of the classes ``label`` (indices into
+    :data:`CLASSES`) with per-track ``diffusion``, and their alphas (N,): 1 for Brownian
+    motion, uniform on ``params['fbm_alpha_range']`` / ``params['ctrw_alpha_range']``
+    otherwise (``params['ctrw_waiting_time']``, default Mittag-Leffler, for CTRW)."""
+    n = len(label)
+    alpha = np.ones(n)
+    positions = np.empty((n, length, 2))
+    waiting = params.get("ctrw_waiting_time", "mittag_leffler")
+    for cls, name in enumerate(CLASSES):
+        sel = np.flatnonzero(label == cls)
+        if sel.size == 0:
+            continue
+        if name == "brownian":
+            positions[sel] = brownian(sel.size, length, diffusion[sel], rng)
+            continue
+        lo, hi = _range(params, f"{name}_alpha_range")
+        alpha[sel] = rng.uniform(lo, hi, sel.size)
+        if name == "fbm":
+            positions[sel] = fbm(sel.size, length, alpha[sel], diffusion[sel], rng)
+        else:
+            positions[sel] = ctrw(sel.size, length, alpha[sel], diffusion[sel], rng, waiting)
+    return positions, alpha
+
+
 def generate_set(
     kind: str, n: int, params: Mapping[str, Any], seed: int, noise_step_std: float | None = None
 ) -> TrajectorySet:
@@ -102,22 +133,8 @@ def generate_set(
         label = np.full(n, CLASSES.index(kind))
     d_lo, d_hi = _range(params, "diffusion_range_px2_per_frame")
     diffusion = np.exp(rng.uniform(np.log(d_lo), np.log(d_hi), n))
-    alpha = np.ones(n)
-    positions = np.empty((n, length, 2))
+    positions, alpha = simulate_classes(label, length, diffusion, params, rng)
     waiting = params.get("ctrw_waiting_time", "mittag_leffler")
-    for cls, name in enumerate(CLASSES):
-        sel = np.flatnonzero(label == cls)
-        if sel.size == 0:
-            continue
-        if name == "brownian":
-            positions[sel] = brownian(sel.size, length, diffusion[sel], rng)
-            continue
-        lo, hi = _range(params, f"{name}_alpha_range")
-        alpha[sel] = rng.uniform(lo, hi, sel.size)
-        if name == "fbm":
-            positions[sel] = fbm(sel.size, length, alpha[sel], diffusion[sel], rng)
-        else:
-            positions[sel] = ctrw(sel.size, length, alpha[sel], diffusion[sel], rng, waiting)
     positions = add_localisation_noise(positions, diffusion, noise, rng)
     attrs = {"kind": kind, "noise_step_std": noise, "waiting_time": waiting, "length": length}
     return TrajectorySet(positions, label, alpha, diffusion, int(seed), attrs)
