@@ -174,11 +174,14 @@ def abs2(x):
 
 
 def _fft_module(xp):
+    """SciPy's FFT for NumPy arrays, CuPy's SciPy-compatible one (``overwrite_x``) on GPU."""
     if xp is np:
         import scipy.fft
 
         return scipy.fft
-    return xp.fft
+    import cupyx.scipy.fft
+
+    return cupyx.scipy.fft
 
 
 def multislice_focal_series(

@@ -1,0 +1,107 @@
+"""HR-TEM shards of a config's datasets without Snakemake, in parallel worker processes.
+
+Writes exactly the shards the workflow's ``hrtem_shard`` rule writes (same seeds: master
+seed, dataset name and shard index), so a learning-curve or throughput benchmark can run
+on a machine that has abTEM but not the workflow's tools (a lent GPU machine). A
+dataset's image count can be raised: its first shards are then the workflow's own.
+
+    PYTHONPATH=src python bench/gen_shards.py --configfile config/config.yaml \
+        --vibrations results/md/vibrations.csv --out /tmp/run/hrtem --workers 16 \
+        --n-images train_bare=2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def fill_defaults(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` with the schema's defaults filled in where keys are missing (recursive)."""
+    if schema.get("type") != "object" or not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = sub["default"]
+        if key in out:
+            out[key] = fill_defaults(out[key], sub)
+    return out
+
+
+def _one_shard(job: dict[str, Any]) -> tuple[str, float]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from temflow.hrtem.generate import generate_shard
+    from temflow.md.vibrations import read_vibrations
+
+    start = time.perf_counter()
+    generate_shard(
+        job["path"],
+        job["hrtem"],
+        dataset=job["dataset"],
+        substrate=job["substrate"],
+        shard=job["shard"],
+        n_images=job["n_images"],
+        master_seed=job["seed"],
+        vibrations=read_vibrations(job["vibrations"]),
+        cutoffs_A=job["cutoffs_A"],
+        device=job["device"],
+    )
+    return job["path"], time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    ap.add_argument("--vibrations", type=Path, required=True, help="md/vibrations.csv")
+    ap.add_argument("--out", type=Path, required=True, help="receives {dataset}/shard_*.h5")
+    ap.add_argument("--datasets", nargs="*", help="default: every hrtem dataset")
+    ap.add_argument("--n-images", nargs="*", default=[], help="DATASET=N overrides")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    args = ap.parse_args()
+    schema = yaml.safe_load((Path(__file__).parents[1] / "config/schema.yaml").read_text())
+    config = fill_defaults(yaml.safe_load(args.configfile.read_text()) or {}, schema)
+    hrtem, datasets = config["hrtem"], config["hrtem"]["datasets"]
+    counts = {ds: spec["n_images"] for ds, spec in datasets.items()}
+    for item in args.n_images:
+        name, _, n = item.partition("=")
+        if name not in datasets or not n.isdigit():
+            raise SystemExit(f"--n-images: expected DATASET=N with DATASET in {list(datasets)}")
+        counts[name] = int(n)
+    per_shard = hrtem["images_per_shard"]
+    jobs = []
+    for ds in args.datasets or list(datasets):
+        if ds not in datasets:
+            raise SystemExit(f"--datasets: {ds!r} is not one of {list(datasets)}")
+        for shard in range(-(-counts[ds] // per_shard)):
+            path = args.out / ds / f"shard_{shard:04d}.h5"
+            if path.exists():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            jobs.append({
+                "path": str(path), "dataset": ds, "shard": shard,
+                "substrate": datasets[ds]["substrate"],
+                "n_images": min(per_shard, counts[ds] - shard * per_shard),
+                "hrtem": {k: hrtem[k] for k in ("sample", "microscope", "simulation")},
+                "seed": config["seed"], "vibrations": str(args.vibrations),
+                "cutoffs_A": config["md"]["cutoffs_A"], "device": args.device,
+            })  # fmt: skip
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        for fut in as_completed([pool.submit(_one_shard, job) for job in jobs]):
+            path, seconds = fut.result()
+            print(f"{path}: {seconds:.1f} s", flush=True)
+    n = sum(job["n_images"] for job in jobs)
+    wall = time.perf_counter() - start
+    print(f"{len(jobs)} shards, {n} images in {wall:.1f} s with {args.workers} workers")
+
+
+if __name__ == "__main__":
+    main()
