@@ -265,6 +265,20 @@ def test_per_atom_sigmas_reach_frozen_phonons():
     assert np.abs(a - b).max() > 1e-3
 
 
+def test_gpu_focal_series_equals_cpu():
+    """The CuPy path (abTEM device gpu) gives the CPU's images; runs where CuPy sees a GPU
+    (skipped in CI). It once failed there: cupy.fft takes no ``overwrite_x``."""
+    cupy = pytest.importorskip("cupy")
+    if cupy.cuda.runtime.getDeviceCount() < 1:
+        pytest.skip("CuPy sees no CUDA device")
+    atoms, mp = rect_mos2(2, 1), fixed_params()
+    sig = np.full((len(atoms), 3), 0.05)
+    cpu = exit_focal_series(atoms, sig, mp, 2, 5, 0.1, 1.0, device="cpu")
+    gpu = exit_focal_series(atoms, sig, mp, 2, 5, 0.1, 1.0, device="gpu")
+    assert isinstance(gpu, np.ndarray)
+    np.testing.assert_allclose(gpu, cpu, rtol=0, atol=1e-5 * np.abs(cpu).max())
+
+
 def test_microscope_defaults_contain_seed_values():
     schema = yaml.safe_load(open("config/schema.yaml"))["properties"]["hrtem"]["properties"]
     m = {k: v["default"] for k, v in schema["microscope"]["properties"].items()}
