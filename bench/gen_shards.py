@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from temflow.hrtem.generate import shard_sizes
+
 
 def fill_defaults(value: Any, schema: dict[str, Any]) -> Any:
     """``value`` with the schema's defaults filled in where keys are missing (recursive)."""
@@ -80,7 +82,7 @@ def main() -> None:
     for ds in args.datasets or list(datasets):
         if ds not in datasets:
             raise SystemExit(f"--datasets: {ds!r} is not one of {list(datasets)}")
-        for shard in range(-(-counts[ds] // per_shard)):
+        for shard, n_images in enumerate(shard_sizes(counts[ds], per_shard)):
             path = args.out / ds / f"shard_{shard:04d}.h5"
             if path.exists():
                 continue
@@ -88,7 +90,7 @@ def main() -> None:
             jobs.append({
                 "path": str(path), "dataset": ds, "shard": shard,
                 "substrate": datasets[ds]["substrate"],
-                "n_images": min(per_shard, counts[ds] - shard * per_shard),
+                "n_images": n_images,
                 "hrtem": {k: hrtem[k] for k in ("sample", "microscope", "simulation")},
                 "seed": config["seed"], "vibrations": str(args.vibrations),
                 "cutoffs_A": config["md"]["cutoffs_A"], "device": args.device,
