@@ -25,7 +25,25 @@ import yaml
 from common import print_table, write_result
 
 from temflow.evaluation.classification import accuracy
-from temflow.models.monet_tasks import TASKS, evaluate_task, train_task
+from temflow.models.monet_tasks import TASKS, evaluate_task, inputs_of, train_task
+from temflow.training import load_model, predict
+from temflow.trajectories.io import read_trajectories
+
+
+def told_precision_scores(args: argparse.Namespace, model_pt: Path) -> dict[str, float]:
+    """Accuracy of a noise-aware classifier told a wrong localisation precision."""
+    model, _ = load_model(model_pt)
+    scores = {}
+    cases = [("classify_test_noisy", f, None) for f in args.told_noise_factors]
+    cases += [("classify_test", None, v) for v in args.told_noise_noiseless]
+    for test, factor, value in cases:
+        data = read_trajectories(args.trajectories / f"{test}.h5")
+        x = inputs_of(data, noise_input=True)
+        x[..., 2] = x[..., 2] * factor if factor is not None else value
+        pred = predict(model, x, batch_size=512, device="cpu").argmax(1).numpy()
+        key = f"told_x{factor:g}" if factor is not None else f"told_{value:g}"
+        scores[f"accuracy_{test}_{key}"] = accuracy(data.label, pred)
+    return scores
 
 
 def main() -> None:
@@ -48,6 +66,27 @@ def main() -> None:
         help="fresh training tracks every batch, from CONFIG's trajectories section",
     )
     ap.add_argument("--combine-axes", choices=["outputs", "features"], default="outputs")
+    ap.add_argument(
+        "--noise-input",
+        action="store_true",
+        help="noise-aware MoNet: the network is told each track's localisation error std",
+    )
+    ap.add_argument(
+        "--told-noise-factors",
+        type=float,
+        nargs="*",
+        default=[],
+        help="noise-aware classifier: also score the noisy test set with the precision it "
+        "is told scaled by these factors (a user's misjudged localisation precision)",
+    )
+    ap.add_argument(
+        "--told-noise-noiseless",
+        type=float,
+        nargs="*",
+        default=[],
+        help="noise-aware classifier: also score the noiseless test set told these "
+        "precisions (step std) instead of 0",
+    )
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--lr-decay-patience", type=int, default=3)
@@ -84,10 +123,12 @@ def main() -> None:
         ),
         seed=args.seed,
         combine_axes=args.combine_axes,
+        noise_input=args.noise_input,
     )
     row: dict = {"task": args.task, "noise": args.noise, "rotate": args.rotate,
                  "noise_free_fraction": args.noise_free_fraction,
                  "resimulate": args.resimulate is not None, "combine": args.combine_axes,
+                 "noise_input": args.noise_input,
                  "best_epoch": card["metrics"]["best_epoch"],
                  "epochs_run": card["metrics"]["epochs_run"]}  # fmt: skip
     if args.task == "classify":
@@ -95,6 +136,8 @@ def main() -> None:
             path = args.trajectories / f"{test}.h5"
             frame = evaluate_task(args.task, model_pt, path, args.work / f"{test}.csv", "cpu")
             row[f"accuracy_{test}"] = accuracy(frame.label, frame.predicted)
+        if args.noise_input:
+            row |= told_precision_scores(args, model_pt)
     else:
         path = args.trajectories / f"{prefix}_test.h5"
         frame = evaluate_task(args.task, model_pt, path, args.work / "test.csv", "cpu")

@@ -17,7 +17,7 @@ from temflow.apply.classify import load_monet_models
 from temflow.apply.tracks import cut_windows, read_tracks, window_starts
 from temflow.cli import main
 from temflow.models.monet_tasks import build_model
-from temflow.training import save_model
+from temflow.training import load_model, save_model
 from temflow.trajectories.io import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,6 +274,39 @@ def test_mismatched_model_cards_are_errors(tmp_path, monet_dir, capsys):
     assert not out.exists()
     _bad(tmp_path, monet_dir, tmp_path / "t.csv", "nothere/monet_classify.pt: model file not found",
          "--classifier", tmp_path / "nothere" / "monet_classify.pt", capsys=capsys)  # fmt: skip
+
+
+def test_noise_aware_classifier_needs_the_localisation_precision(tmp_path, monet_dir, capsys):
+    """A classifier trained with monet.noise_input is told the precision (a constant third
+    column in the units of x and y); without it the CLI stops with one clear message."""
+    aware = tmp_path / "aware.pt"
+    torch.manual_seed(5)
+    save_model(aware, build_model("classify", noise_input=True).eval(),
+               {"net": "monet_classify", "task": "classify", "classes": list(CLASSES),
+                "input": {"length_frames": L}})  # fmt: skip
+    table = track_table({1: np.arange(L)})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    _bad(tmp_path, monet_dir, tmp_path / "t.csv",
+         "aware.pt: this network was trained with the localisation precision as an input",
+         "--classifier", aware, capsys=capsys)  # fmt: skip
+    _bad(tmp_path, monet_dir, tmp_path / "t.csv", "localisation precision: expected a finite",
+         "--classifier", aware, "--localisation-precision", "-1", capsys=capsys)  # fmt: skip
+    model, _ = load_model(aware)
+    xy = torch.from_numpy(table[["x", "y"]].to_numpy(np.float32).copy())[None]
+    probs = []
+    for sigma in (0.0, 0.4):
+        out = tmp_path / f"o{sigma}.csv"
+        args = classify_args(tmp_path / "t.csv", out, monet_dir, "--classifier", aware,
+                             "--localisation-precision", str(sigma))  # fmt: skip
+        assert run_cli(*args) == 0
+        probs.append(pd.read_csv(out)[[f"p_{c}" for c in CLASSES]].to_numpy()[0])
+        with torch.no_grad():
+            direct = model(torch.cat([xy, torch.full_like(xy[..., :1], sigma)], -1))
+        np.testing.assert_allclose(probs[-1], direct.exp().numpy()[0], atol=1e-6)
+    assert np.abs(probs[0] - probs[1]).max() > 1e-5
+    # The reference-style networks ignore a given precision.
+    assert run_cli(*classify_args(tmp_path / "t.csv", tmp_path / "p.csv", monet_dir,
+                                  "--localisation-precision", "0.4")) == 0  # fmt: skip
 
 
 # --------------------------------------------------------------------------- CLI plumbing

@@ -191,11 +191,16 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     write_trajectories(tmp_path / "train.h5", generate_set("classify", 40, params, seed=1))
     training = {"epochs": 1, "batch_size": 16, "device": "cpu", "progress": False}
 
-    def run(rotate: bool, resimulate: dict | None = None, combine: str = "outputs") -> dict:
+    def run(
+        rotate: bool,
+        resimulate: dict | None = None,
+        combine: str = "outputs",
+        noise_input: bool = False,
+    ) -> dict:
         return train_task("classify", tmp_path / "train.h5", tmp_path / "m.pt",
                           tmp_path / "m.csv", tmp_path / "work", training, 0.25, 0.0,
                           seed=3, augment_rotate=rotate, resimulate=resimulate,
-                          combine_axes=combine)  # fmt: skip
+                          combine_axes=combine, noise_input=noise_input)  # fmt: skip
 
     run(False)
     caplog.clear()
@@ -217,6 +222,71 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     assert "hparams.combine" in caplog.text and "starting afresh" in caplog.text
     assert card["architecture"]["args"]["combine"] == "features"
     assert "pooled" in card["axes"]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        card = run(True, resimulate=params, combine="features", noise_input=True)
+    assert "noise_input" in caplog.text and "starting afresh" in caplog.text
+    assert card["architecture"]["args"]["noise_input"] is True
+    assert card["input"]["columns"] == ["x", "y", "sigma"]
+    # Evaluation tells the network each test set's own noise level (noise_step_std).
+    from temflow.models.monet_tasks import evaluate_task, inputs_of
+
+    noisy = generate_set("classify", 30, params, seed=2, noise_step_std=0.5)
+    write_trajectories(tmp_path / "noisy.h5", noisy)
+    assert (inputs_of(noisy, noise_input=True)[..., 2] == 0.5).all()
+    frame = evaluate_task("classify", tmp_path / "m.pt", tmp_path / "noisy.h5",
+                          tmp_path / "e.csv", "cpu")  # fmt: skip
+    assert len(frame) == 30 and frame.predicted.between(0, 2).all()
+
+
+def _with_sigma(positions: torch.Tensor, sigma: float) -> torch.Tensor:
+    return torch.cat([positions, torch.full_like(positions[..., :1], sigma)], dim=-1)
+
+
+def test_noise_aware_monet_reads_the_localisation_precision():
+    torch.manual_seed(0)
+    net = MoNet("classify", noise_input=True).eval()
+    assert net.input_columns == 3
+    # One more feature per axis (the noise ratio) into the first dense layer of 512.
+    assert sum(p.numel() for p in net.parameters()) == 248_163 + 512
+    pos = _tracks(4, 300)
+    # Scale-free like the increments: positions and sigma in nm or in px give one answer.
+    torch.testing.assert_close(net(_with_sigma(pos, 0.3)), net(_with_sigma(pos, 0.3) * 7.5))
+    # The precision changes the output; a noise-unaware net rejects the third column.
+    assert (net(_with_sigma(pos, 0.0)) - net(_with_sigma(pos, 0.6))).abs().max() > 1e-4
+    with pytest.raises(TemflowError, match=r"\(B, L, 3\) \(x, y, sigma\)"):
+        net(pos)
+    with pytest.raises(TemflowError, match=r"\(B, L, 2\)"):
+        MoNet("classify")(_with_sigma(pos, 0.1))
+    # Ratio: a Brownian track with noise sigma has increment std sqrt(1 + 2 sigma^2).
+    from temflow.models.monet import increments_and_std, noise_ratio
+
+    walk = torch.randn(64, 4000, 2, generator=torch.Generator().manual_seed(1)).cumsum(1)
+    noisy = walk + 0.5 * torch.randn(walk.shape, generator=torch.Generator().manual_seed(2))
+    ratio = noise_ratio(torch.full((64, 4000), 0.5), increments_and_std(noisy)[1])
+    assert abs(ratio.mean().item() - 0.5 / np.sqrt(1.5)) < 0.005
+
+
+def test_noise_augmentation_keeps_the_sigma_column_true():
+    from temflow.models.monet_tasks import track_augment
+
+    # Tracks at rest that already carry sigma = 0.2; the augmentation adds std s.
+    tracks = torch.cat([torch.zeros(3000, 400, 2), torch.full((3000, 400, 1), 0.2)], dim=-1)
+    gen = torch.Generator().manual_seed(4)
+    out = track_augment(0.8, noise_free_fraction=0.25)(tracks, None, gen)[0]
+    assert out.shape == tracks.shape
+    sigma = out[:, :, 2]
+    assert (sigma == sigma[:, :1]).all()  # one precision per track
+    added = out[..., :2].std(dim=(1, 2))
+    expected = torch.sqrt(sigma[:, 0] ** 2 - 0.2**2)
+    assert (added - expected).abs().max() < 0.06  # std of 800 normals: s.e. 2.5 %
+    assert abs((sigma[:, 0] == 0.2).float().mean().item() - 0.25) < 0.03
+    # Fresh tracks are noiseless: their sigma is reset before the new noise.
+    params = {"fbm_alpha_range": [0.5, 0.5], "ctrw_alpha_range": [0.5, 0.5]}
+    label = torch.tensor([0, 1, 2] * 10)
+    resim = track_augment(0.0, resimulate=("classify", params))
+    x = resim(tracks[:30, :100], label, gen)[0]
+    assert x.shape == (30, 100, 3) and (x[..., 2] == 0).all()
 
 
 # --- end to end on config/test.yaml --------------------------------------------------

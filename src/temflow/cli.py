@@ -52,6 +52,7 @@ def _classify(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         fmt=args.format,
         mat_variable=args.mat_variable,
+        localisation_precision=args.localisation_precision,
     )
     cl.write_csv(result.tracks, args.output)
     written = [args.output]
@@ -167,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="input format (default: from the file suffix)",
     )
     cls.add_argument("--mat-variable", help="variable holding the tracks in a .mat file")
+    cls.add_argument(
+        "--localisation-precision",
+        type=float,
+        metavar="SIGMA",
+        help="localisation error std in the units of x and y; required by networks trained "
+        "with monet.noise_input (ignored by others)",
+    )
     cls.add_argument("--batch-size", type=int, default=256, help="windows per batch")
     cls.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="torch device")
     cls.set_defaults(func=_classify)

@@ -33,6 +33,7 @@ rule monet_train:
             wc.task, "augment_noise_free_fraction"
         ),
         augment_resimulate=lambda wc: monet_augment(wc.task, "augment_resimulate"),
+        noise_input=lambda wc: monet_augment(wc.task, "noise_input"),
         trajectories=TRAJ_GENERATOR,
         device=DEVICE,
         master_seed=MASTER_SEED,

@@ -24,6 +24,7 @@ with script_context(snakemake) as log:  # noqa: F821
         # fresh tracks are drawn with the trajectory stage's parameters
         resimulate=p.trajectories if p.augment_resimulate else None,
         combine_axes=p.combine_axes,
+        noise_input=p.noise_input,
         seed=derive_seed(p.master_seed, "monet_train", sm.wildcards.task),
     )
     log.info("monet_%s: %s", sm.wildcards.task, card["metrics"])

@@ -12,6 +12,12 @@ class (Brownian: alpha = 1 by definition). Per track: the mean of its windows' p
 the class with the highest mean probability, and alpha = the mean over the windows of the
 prediction of that class's regressor (``alpha_std``: its spread over windows);
 ``window_agreement`` is the fraction of windows whose own class equals the track's.
+
+A noise-aware network (card ``architecture.args.noise_input``, see
+:class:`temflow.models.MoNet`) is also told the localisation precision: the std of the
+localisation error, in the units of x and y (``localisation_precision``; temflow
+classify ``--localisation-precision``). It is required for such a network and ignored
+by the others.
 """
 
 from __future__ import annotations
@@ -92,22 +98,53 @@ class ClassifyResult:
     length: int
 
 
+def check_localisation_precision(monet: MoNetModels, precision: float | None) -> None:
+    """A noise-aware network needs the localisation precision (>= 0, finite)."""
+    if precision is not None and not (np.isfinite(precision) and precision >= 0):
+        raise TemflowError(
+            f"localisation precision: expected a finite value >= 0 (the localisation "
+            f"error std in the units of x and y), got {precision!r}"
+        )
+    for task, model in monet.models.items():
+        if getattr(model, "noise_input", False) and precision is None:
+            raise TemflowError(
+                f"{monet.paths[task]}: this network was trained with the localisation "
+                "precision as an input; give it (--localisation-precision: the localisation "
+                "error std, in the units of x and y)"
+            )
+
+
+def _inputs(model: torch.nn.Module, x: torch.Tensor, precision: float | None) -> torch.Tensor:
+    """Windows (N, L, 2), with the localisation-precision column for a noise-aware MoNet."""
+    if not getattr(model, "noise_input", False):
+        return x
+    return torch.cat([x, torch.full_like(x[..., :1], float(precision))], dim=-1)
+
+
 def classify_reports(
     reports: list[TrackReport],
     monet: MoNetModels,
     device: str = "auto",
     batch_size: int = 256,
+    localisation_precision: float | None = None,
 ) -> ClassifyResult:
-    """Run the three networks on every window and aggregate per track."""
+    """Run the three networks on every window and aggregate per track.
+
+    ``localisation_precision``: localisation error std in the units of the positions;
+    required by noise-aware networks (:func:`check_localisation_precision`)."""
+    check_localisation_precision(monet, localisation_precision)
     windows = [w for r in reports for w in r.windows]
     n_cls = len(CLASSES)
     if windows:
         x = torch.from_numpy(np.stack([w.positions for w in windows]).astype(np.float32))
-        probs = np.exp(predict(monet.models["classify"], x, batch_size, device).numpy())
-        alphas = {
-            name: predict(monet.models[task], x, batch_size, device).numpy().astype(np.float64)
-            for name, task in REGRESSOR_OF.items()
-        }
+
+        def run(task: str) -> np.ndarray:
+            model = monet.models[task]
+            inputs = _inputs(model, x, localisation_precision)
+            return predict(model, inputs, batch_size, device).numpy().astype(np.float64)
+
+        probs = np.exp(run("classify"))
+        alphas = {name: run(task) for name, task in REGRESSOR_OF.items()}
     else:
         probs, alphas = np.zeros((0, n_cls)), {name: np.zeros(0) for name in REGRESSOR_OF}
     alphas["brownian"] = np.ones(len(windows))
@@ -171,12 +208,14 @@ def classify_file(
     batch_size: int = 256,
     fmt: str | None = None,
     mat_variable: str | None = None,
+    localisation_precision: float | None = None,
 ) -> ClassifyResult:
     """Read ``tracks_path``, cut windows of the models' length, classify.
 
     A file in which no track has a gap-free run of the trained length does not match the
     models: TemflowError naming both.
     """
+    check_localisation_precision(monet, localisation_precision)
     table = read_tracks(tracks_path, fmt, mat_variable)
     reports = cut_windows(table, monet.length, stride)
     if not any(r.windows for r in reports):
@@ -186,7 +225,7 @@ def classify_file(
             f"({monet.paths['classify']}) were trained on {monet.length}-frame tracks and the "
             f"longest gap-free run without duplicate frames here is {longest} frames"
         )
-    return classify_reports(reports, monet, device, batch_size)
+    return classify_reports(reports, monet, device, batch_size, localisation_precision)
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:

@@ -63,6 +63,13 @@ AXES_NOTE = {
     ),
 }
 
+NOISE_INPUT_NOTE = (
+    "the network is told the localisation precision: a third input column sigma, the "
+    "localisation error std of each frame in the units of x and y (temflow classify "
+    "--localisation-precision); trained with sigma = the augmentation noise, 0 for "
+    "noiseless tracks"
+)
+
 
 def check_task(task: str) -> dict[str, Any]:
     if task not in TASKS:
@@ -70,10 +77,16 @@ def check_task(task: str) -> dict[str, Any]:
     return TASKS[task]
 
 
-def inputs_of(data: TrajectorySet) -> torch.Tensor:
-    """Positions (N, L, 2) in units of one step std, float32."""
+def inputs_of(data: TrajectorySet, noise_input: bool = False) -> torch.Tensor:
+    """Positions (N, L, 2) in units of one step std, float32; with ``noise_input`` a third
+    column holds the set's localisation error std in the same unit (its
+    ``noise_step_std``: what a noise-aware MoNet is told, see :class:`MoNet`)."""
     scale = np.sqrt(2.0 * data.diffusion)[:, None, None]
-    return torch.from_numpy((data.positions / scale).astype(np.float32))
+    x = torch.from_numpy((data.positions / scale).astype(np.float32))
+    if not noise_input:
+        return x
+    sigma = float(data.attrs.get("noise_step_std", 0.0))
+    return torch.cat([x, torch.full_like(x[..., :1], sigma)], dim=-1)
 
 
 def targets_of(data: TrajectorySet, task: str) -> torch.Tensor:
@@ -82,8 +95,8 @@ def targets_of(data: TrajectorySet, task: str) -> torch.Tensor:
     return torch.from_numpy(data.alpha.astype(np.float32))
 
 
-def build_model(task: str, combine_axes: str = "outputs") -> MoNet:
-    return MoNet(**check_task(task)["model"], combine=combine_axes)
+def build_model(task: str, combine_axes: str = "outputs", noise_input: bool = False) -> MoNet:
+    return MoNet(**check_task(task)["model"], combine=combine_axes, noise_input=noise_input)
 
 
 def loss_for(task: str):
@@ -165,10 +178,15 @@ def track_augment(
         check_task(resimulate[0])
 
     def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
+        # x: (N, L, 2) positions, or (N, L, 3) with the localisation error std column of
+        # a noise-aware MoNet, which is kept true to the noise the positions carry.
+        sigma = x[..., 2:] if x.shape[-1] == 3 else None
+        x = x[..., :2]
         if resimulate is not None:
             seed = int(torch.randint(0, 2**62, (1,), generator=gen))
             task, params = resimulate
             x = resimulate_tracks(task, y, x.shape[1], params, np.random.default_rng(seed))
+            sigma = None if sigma is None else torch.zeros_like(sigma)
         if rotate:
             x = rotate_tracks(x, gen)
         if max_step_std > 0:
@@ -177,7 +195,9 @@ def track_augment(
                 noisy = torch.rand(x.shape[0], 1, 1, generator=gen) >= noise_free_fraction
                 std = std * noisy
             x = x + std * torch.randn(x.shape, generator=gen)
-        return x, y
+            if sigma is not None:
+                sigma = torch.sqrt(sigma**2 + std**2)
+        return (x if sigma is None else torch.cat([x, sigma], dim=-1)), y
 
     return augment if (max_step_std > 0 or rotate or resimulate is not None) else None
 
@@ -210,10 +230,13 @@ def train_task(
     augment_noise_free_fraction: float = 0.0,
     resimulate: Mapping[str, Any] | None = None,
     combine_axes: str = "outputs",
+    noise_input: bool = False,
 ) -> dict:
     """Train one MoNet task on ``train_h5``; write the model + card; return the card.
 
     ``combine_axes``: where x and y meet in the network (:class:`MoNet` ``combine``).
+    ``noise_input``: the network is told each track's localisation error std
+    (:class:`MoNet` ``noise_input``); augmentation noise is added to it.
 
     ``resimulate``: a ``trajectories`` config section; when given, every training batch
     is replaced by fresh tracks of the same classes / alphas (:func:`track_augment`).
@@ -225,11 +248,11 @@ def train_task(
             f"trajectories.length: MoNet needs >= {MoNet.min_length()} frames "
             f"(2 x its largest kernel), {train_h5} has {data.positions.shape[1]}"
         )
-    x, y = inputs_of(data), targets_of(data, task)
+    x, y = inputs_of(data, noise_input), targets_of(data, task)
     tr, va = split_indices(len(data), val_fraction, seed)
     cfg = TrainConfig.from_dict({**training, "seed": seed})
     seed_everything(seed)
-    model = build_model(task, combine_axes)
+    model = build_model(task, combine_axes, noise_input)
     data_hash = sha256_file(train_h5)
     # What a resimulated training set depends on: the generator's parameters.
     resimulate_key = (
@@ -265,6 +288,7 @@ def train_task(
             "augment_rotate": augment_rotate,
             "augment_noise_free_fraction": augment_noise_free_fraction,
             "resimulate": resimulate_key,
+            "noise_input": noise_input,
         },
     )
     best = next(h for h in result.history if h["epoch"] == result.best_epoch)
@@ -275,6 +299,8 @@ def train_task(
         "input": {
             "length_frames": int(data.positions.shape[1]),
             "units": "positions; each axis is normalised inside the network",
+            "columns": ["x", "y", "sigma"] if noise_input else ["x", "y"],
+            "localisation_precision": NOISE_INPUT_NOTE if noise_input else None,
         },
         "axes": AXES_NOTE[combine_axes],
         "training": {
@@ -326,7 +352,8 @@ def evaluate_task(
         },
     )
     data = read_trajectories(test_h5)
-    out = predict(model, inputs_of(data), batch_size=batch_size, device=device).numpy()
+    x = inputs_of(data, model.noise_input)
+    out = predict(model, x, batch_size=batch_size, device=device).numpy()
     frame = pd.DataFrame(
         {
             "index": np.arange(len(data)),
