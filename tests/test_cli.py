@@ -276,7 +276,9 @@ def test_mismatched_model_cards_are_errors(tmp_path, monet_dir, capsys):
          "--classifier", tmp_path / "nothere" / "monet_classify.pt", capsys=capsys)  # fmt: skip
 
 
-def test_noise_aware_classifier_needs_the_localisation_precision(tmp_path, monet_dir, capsys):
+def test_noise_aware_classifier_needs_the_localisation_precision(
+    tmp_path, monet_dir, capsys, caplog
+):
     """A classifier trained with monet.noise_input is told the precision (a constant third
     column in the units of x and y); without it the CLI stops with one clear message."""
     aware = tmp_path / "aware.pt"
@@ -304,6 +306,16 @@ def test_noise_aware_classifier_needs_the_localisation_precision(tmp_path, monet
             direct = model(torch.cat([xy, torch.full_like(xy[..., :1], sigma)], -1))
         np.testing.assert_allclose(probs[-1], direct.exp().numpy()[0], atol=1e-6)
     assert np.abs(probs[0] - probs[1]).max() > 1e-5
+    # A precision larger than the scatter allows is reported (and clipped in the net).
+    from temflow.apply.classify import warn_inconsistent_precision
+
+    windows = torch.from_numpy(np.stack([random_walk(L, seed=s) for s in range(6)]))
+    assert warn_inconsistent_precision(windows, 0.3) == 0
+    windows[:2] = windows[:2, :1]  # two particles that do not move
+    with caplog.at_level("WARNING"):
+        assert warn_inconsistent_precision(windows, 0.3) == 2
+    assert "2 of 6 windows: the localisation precision 0.3 exceeds" in caplog.text
+    assert warn_inconsistent_precision(windows, 5.0) == 6
     # The reference-style networks ignore a given precision.
     assert run_cli(*classify_args(tmp_path / "t.csv", tmp_path / "p.csv", monet_dir,
                                   "--localisation-precision", "0.4")) == 0  # fmt: skip

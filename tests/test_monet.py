@@ -265,6 +265,8 @@ def test_noise_aware_monet_reads_the_localisation_precision():
     noisy = walk + 0.5 * torch.randn(walk.shape, generator=torch.Generator().manual_seed(2))
     ratio = noise_ratio(torch.full((64, 4000), 0.5), increments_and_std(noisy)[1])
     assert abs(ratio.mean().item() - 0.5 / np.sqrt(1.5)) < 0.005
+    # A track at rest would give an unbounded ratio: clipped at 1, outside training.
+    assert noise_ratio(torch.full((1, 50), 0.5), torch.zeros(1, 2)).eq(1.0).all()
 
 
 def test_noise_augmentation_keeps_the_sigma_column_true():

@@ -114,6 +114,30 @@ def check_localisation_precision(monet: MoNetModels, precision: float | None) ->
             )
 
 
+def warn_inconsistent_precision(windows: torch.Tensor, precision: float) -> int:
+    """Log a warning for windows whose given precision exceeds what their scatter allows.
+
+    With localisation noise sigma the increments of each axis have std >= sqrt(2) sigma,
+    so sigma / std(increments) > 1/sqrt(2) means the precision is overstated (or the
+    particle is stuck); a noise-aware MoNet never saw such a ratio in training (it clips
+    it at 1). Returns the number of such windows."""
+    from temflow.models.monet import increments_and_std, noise_ratio
+
+    _, inc_std = increments_and_std(windows.double())
+    sigma = torch.full(windows.shape[:2], float(precision), dtype=torch.float64)
+    bad = int((noise_ratio(sigma, inc_std) > 2**-0.5).any(dim=1).sum())
+    if bad:
+        log.warning(
+            "%d of %d windows: the localisation precision %g exceeds what the scatter of "
+            "their positions allows (increment std / sqrt 2); it is overstated there, or "
+            "the particle does not move",
+            bad,
+            len(windows),
+            precision,
+        )
+    return bad
+
+
 def _inputs(model: torch.nn.Module, x: torch.Tensor, precision: float | None) -> torch.Tensor:
     """Windows (N, L, 2), with the localisation-precision column for a noise-aware MoNet."""
     if not getattr(model, "noise_input", False):
@@ -143,6 +167,10 @@ def classify_reports(
             inputs = _inputs(model, x, localisation_precision)
             return predict(model, inputs, batch_size, device).numpy().astype(np.float64)
 
+        if localisation_precision is not None and any(
+            getattr(m, "noise_input", False) for m in monet.models.values()
+        ):
+            warn_inconsistent_precision(x, localisation_precision)
         probs = np.exp(run("classify"))
         alphas = {name: run(task) for name, task in REGRESSOR_OF.items()}
     else:

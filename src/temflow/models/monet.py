@@ -1,7 +1,8 @@
 """MoNet (Jamali et al., PNAS 118:e2017616118, 2021): a multi-branch 1-D CNN for tracks.
 
-Input: positions (B, L, 2). Each axis is normalised on its own (subtract the mean, take
-increments, divide by their std) and passed through the same network (shared weights):
+Input: positions (B, L, 2), or (B, L, 3) with ``noise_input`` (below). Each axis is
+normalised on its own (subtract the mean, take increments, divide by their std) and
+passed through the same network (shared weights):
 six parallel convolutional branches (Conv1d -> ReLU -> BatchNorm, 32 filters, 'same'
 zero padding, global max pooling over time), concatenated, Dense 512 -> Dense 128 ->
 head. x and y of isotropic 2-D motion are statistically identical, so sharing the
@@ -30,8 +31,11 @@ sqrt(mean sigma^2) / std(increments of that axis), which is scale-free like the
 normalised increments (for Brownian motion it is sigma / sqrt(step^2 + 2 sigma^2),
 between 0 and 1/sqrt(2)). Localisation noise and FBM both anti-correlate successive
 increments; a network that knows the noise level can tell them apart as well as a Bayes
-rule that knows it (BENCHMARKS.md: 0.961 / 0.957 noiseless / half-step noise, against
-at most 0.952 / 0.888 for one that must infer it).
+rule that knows it (BENCHMARKS.md: 0.961 / 0.957 noiseless / half-step noise; a rule
+that must infer the noise level under the training priors measured there reaches at
+most 0.952 / 0.888, or 0.950 / 0.917 with a prior tuned to the test's noise). The ratio
+is clipped at 1: a larger one (a stuck track, or a precision larger than the scatter of
+the positions allows) lies outside anything seen in training.
 """
 
 from __future__ import annotations
@@ -75,9 +79,10 @@ def normalise_increments(positions: torch.Tensor, eps: float = 1e-8) -> torch.Te
 
 def noise_ratio(sigma: torch.Tensor, increment_std: torch.Tensor, eps: float = 1e-8):
     """(B, L) localisation error std per frame, (B, 2) increment std per axis ->
-    (B, 2) ratio sqrt(mean sigma^2) / increment std: the noise level MoNet is told."""
+    (B, 2) ratio sqrt(mean sigma^2) / increment std, clipped at 1: the noise level MoNet
+    is told. Brownian motion with noise gives at most 1/sqrt(2)."""
     rms = sigma.pow(2).mean(dim=1).sqrt()
-    return rms[:, None] / (increment_std + eps)
+    return (rms[:, None] / (increment_std + eps)).clamp(max=1.0)
 
 
 class _Branch(nn.Sequential):

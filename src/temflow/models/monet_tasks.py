@@ -51,7 +51,8 @@ AXES_NOTE = {
         "weights); the per-axis outputs (softmax probabilities or sigmoid alphas) are "
         "averaged, as in the reference MoNet: the two axes of isotropic motion are "
         "statistically identical, so weight sharing doubles the evidence per trajectory "
-        "and keeps the reference's ~248k parameters (248,163)."
+        "and keeps the reference's ~248k parameters (248,163 without noise_input; the "
+        "card's n_parameters is this network's count)."
     ),
     "features": (
         "x and y are normalised separately and passed through the same convolutional "
@@ -59,7 +60,7 @@ AXES_NOTE = {
         "dense stack reads the mean. The axes share H, D and the noise level, so the "
         "evidence of both is pooled before the decision, as in a likelihood ratio (the "
         "reference averages per-axis outputs instead; BENCHMARKS.md compares the two). "
-        "Same ~248k parameters (248,163)."
+        "Same ~248k parameters (248,163 without noise_input; see n_parameters)."
     ),
 }
 
@@ -247,6 +248,13 @@ def train_task(
         raise TemflowError(
             f"trajectories.length: MoNet needs >= {MoNet.min_length()} frames "
             f"(2 x its largest kernel), {train_h5} has {data.positions.shape[1]}"
+        )
+    if noise_input and augment_noise_step_std <= 0 and not data.attrs.get("noise_step_std"):
+        log.warning(
+            "monet_%s: noise_input is on but neither the training set nor the augmentation "
+            "has localisation noise: the network only ever sees sigma = 0 and cannot learn "
+            "to use it (set monet.augment_noise_step_std > 0)",
+            task,
         )
     x, y = inputs_of(data, noise_input), targets_of(data, task)
     tr, va = split_indices(len(data), val_fraction, seed)
