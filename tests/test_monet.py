@@ -12,7 +12,7 @@ import torch
 
 from temflow.errors import TemflowError
 from temflow.models import MoNet
-from temflow.models.monet import normalise_increments
+from temflow.models.monet import normalise_increments, with_precision
 from temflow.training import load_model, save_model
 
 
@@ -239,10 +239,6 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     assert len(frame) == 30 and frame.predicted.between(0, 2).all()
 
 
-def _with_sigma(positions: torch.Tensor, sigma: float) -> torch.Tensor:
-    return torch.cat([positions, torch.full_like(positions[..., :1], sigma)], dim=-1)
-
-
 def test_noise_aware_monet_reads_the_localisation_precision():
     torch.manual_seed(0)
     net = MoNet("classify", noise_input=True).eval()
@@ -251,13 +247,13 @@ def test_noise_aware_monet_reads_the_localisation_precision():
     assert sum(p.numel() for p in net.parameters()) == 248_163 + 512
     pos = _tracks(4, 300)
     # Scale-free like the increments: positions and sigma in nm or in px give one answer.
-    torch.testing.assert_close(net(_with_sigma(pos, 0.3)), net(_with_sigma(pos, 0.3) * 7.5))
+    torch.testing.assert_close(net(with_precision(pos, 0.3)), net(with_precision(pos, 0.3) * 7.5))
     # The precision changes the output; a noise-unaware net rejects the third column.
-    assert (net(_with_sigma(pos, 0.0)) - net(_with_sigma(pos, 0.6))).abs().max() > 1e-4
+    assert (net(with_precision(pos, 0.0)) - net(with_precision(pos, 0.6))).abs().max() > 1e-4
     with pytest.raises(TemflowError, match=r"\(B, L, 3\) \(x, y, sigma\)"):
         net(pos)
     with pytest.raises(TemflowError, match=r"\(B, L, 2\)"):
-        MoNet("classify")(_with_sigma(pos, 0.1))
+        MoNet("classify")(with_precision(pos, 0.1))
     # Ratio: a Brownian track with noise sigma has increment std sqrt(1 + 2 sigma^2).
     from temflow.models.monet import increments_and_std, noise_ratio
 

@@ -34,6 +34,7 @@ import torch
 from temflow.apply.tracks import TrackReport, cut_windows, read_tracks
 from temflow.errors import TemflowError
 from temflow.io import atomic_path
+from temflow.models.monet import increments_and_std, noise_ratio, with_precision
 from temflow.models.monet_tasks import check_task
 from temflow.training import load_model, predict
 from temflow.trajectories.io import CLASSES
@@ -121,7 +122,6 @@ def warn_inconsistent_precision(windows: torch.Tensor, precision: float) -> int:
     so sigma / std(increments) > 1/sqrt(2) means the precision is overstated (or the
     particle is stuck); a noise-aware MoNet never saw such a ratio in training (it clips
     it at 1). Returns the number of such windows."""
-    from temflow.models.monet import increments_and_std, noise_ratio
 
     _, inc_std = increments_and_std(windows.double())
     sigma = torch.full(windows.shape[:2], float(precision), dtype=torch.float64)
@@ -142,7 +142,7 @@ def _inputs(model: torch.nn.Module, x: torch.Tensor, precision: float | None) ->
     """Windows (N, L, 2), with the localisation-precision column for a noise-aware MoNet."""
     if not getattr(model, "noise_input", False):
         return x
-    return torch.cat([x, torch.full_like(x[..., :1], float(precision))], dim=-1)
+    return with_precision(x, precision)
 
 
 def classify_reports(

@@ -77,6 +77,12 @@ def normalise_increments(positions: torch.Tensor, eps: float = 1e-8) -> torch.Te
     return increments_and_std(positions - positions.mean(dim=1, keepdim=True), eps)[0]
 
 
+def with_precision(positions: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, L, 2) positions -> (B, L, 3) with a constant localisation error std column, the
+    input of a noise-aware MoNet (``noise_input``)."""
+    return torch.cat([positions, torch.full_like(positions[..., :1], float(sigma))], dim=-1)
+
+
 def noise_ratio(sigma: torch.Tensor, increment_std: torch.Tensor, eps: float = 1e-8):
     """(B, L) localisation error std per frame, (B, 2) increment std per axis ->
     (B, 2) ratio sqrt(mean sigma^2) / increment std, clipped at 1: the noise level MoNet

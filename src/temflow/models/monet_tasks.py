@@ -22,7 +22,7 @@ from torch.utils.data import TensorDataset
 
 from temflow.errors import TemflowError
 from temflow.evaluation.classification import accuracy, confusion_matrix, mae_by_range
-from temflow.models.monet import MoNet
+from temflow.models.monet import MoNet, with_precision
 from temflow.training import (
     TrainConfig,
     load_model,
@@ -86,8 +86,7 @@ def inputs_of(data: TrajectorySet, noise_input: bool = False) -> torch.Tensor:
     x = torch.from_numpy((data.positions / scale).astype(np.float32))
     if not noise_input:
         return x
-    sigma = float(data.attrs.get("noise_step_std", 0.0))
-    return torch.cat([x, torch.full_like(x[..., :1], sigma)], dim=-1)
+    return with_precision(x, float(data.attrs.get("noise_step_std", 0.0)))
 
 
 def targets_of(data: TrajectorySet, task: str) -> torch.Tensor:
