@@ -122,7 +122,6 @@ def warn_inconsistent_precision(windows: torch.Tensor, precision: float) -> int:
     so sigma / std(increments) > 1/sqrt(2) means the precision is overstated (or the
     particle is stuck); a noise-aware MoNet never saw such a ratio in training (it clips
     it at 1). Returns the number of such windows."""
-
     _, inc_std = increments_and_std(windows.double())
     sigma = torch.full(windows.shape[:2], float(precision), dtype=torch.float64)
     bad = int((noise_ratio(sigma, inc_std) > 2**-0.5).any(dim=1).sum())
