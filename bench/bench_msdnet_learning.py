@@ -1,8 +1,8 @@
 """MSD-net learning curve: mean per-image F1 on a validation set against Adam steps.
 
 Trains one network on HR-TEM shards of a finished run (random crops, dihedral
-augmentation, MSE to Gaussian targets, as the workflow does) and scores the whole
-validation set every ``--every`` steps at fixed peak thresholds. Used to choose the
+augmentation, class-weighted MSE to Gaussian targets, as the workflow does) and scores
+the whole validation set every ``--every`` steps at fixed peak thresholds. Used to choose the
 default learning rate and step budget (BENCHMARKS.md). Runs on the GPU when torch sees
 one (``--device``), with bf16 autocast there as the workflow trains (``--amp``). The
 learning rate is constant or follows a cosine decay to zero over ``--steps``;
@@ -30,11 +30,13 @@ from temflow.segmentation.data import (
     subset,
 )
 from temflow.segmentation.pipeline import (
+    CLASS_WEIGHTINGS,
     build_network,
+    class_weights,
     detect_in_maps,
     evaluation_table,
-    mse_loss,
     predict_maps,
+    weighted_mse_loss,
 )
 from temflow.training import autocast, resolve_amp, resolve_device
 
@@ -58,6 +60,12 @@ def main() -> None:
     ap.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"])
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--name", default="msdnet_learning", help="results/bench/NAME.json")
+    ap.add_argument(
+        "--class-weights",
+        default="balanced",
+        choices=CLASS_WEIGHTINGS,
+        help="per-class weights of the squared error, as segmentation.class_weights",
+    )
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -78,6 +86,7 @@ def main() -> None:
     # targets once, up front: building them costs ~5 ms per image, more than a GPU step
     inputs = data._inputs
     targets = torch.stack([data[i][1] for i in range(len(data))])
+    loss_fn = weighted_mse_loss(class_weights(train, args.class_weights))
     opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     augment = make_augment(args.crop)
     gen = torch.Generator().manual_seed(1)
@@ -96,7 +105,7 @@ def main() -> None:
         opt.zero_grad()
         with autocast(device, amp):
             out = model(x)
-        loss = mse_loss(out.float(), y)
+        loss = loss_fn(out.float(), y)
         loss.backward()
         opt.step()
         losses.append(loss.detach())

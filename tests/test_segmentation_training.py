@@ -23,11 +23,13 @@ from temflow.segmentation.data import (
 from temflow.segmentation.pipeline import (
     THRESHOLD_GRID,
     calibrate_threshold,
+    class_weights,
     detect_columns,
     evaluation_table,
     load_segmentation_model,
     resolve_threshold,
     train_segmentation,
+    weighted_mse_loss,
 )
 from temflow.training import TrainConfig
 
@@ -110,6 +112,7 @@ def test_tiny_training_lowers_loss_checkpoints_and_resumes(tmp_path) -> None:
         model_path=tmp_path / "msdnet.pt",
         data_files={"train": [files]},
         substrate="bare",
+        class_weighting="balanced",
     )
     card = train_segmentation(
         "msdnet",
@@ -129,6 +132,11 @@ def test_tiny_training_lowers_loss_checkpoints_and_resumes(tmp_path) -> None:
     }
     assert card["data"]["train"][str(files)] and card["sampling_A"] == 0.25
     assert card["sampling_range_A"] == [0.25, 0.25]
+    weights = class_weights(train_data, "balanced")
+    assert card["class_weights"] == {
+        "mode": "balanced",
+        "weights": dict(zip(CLASSES, weights.tolist(), strict=True)),
+    }
     # Resume: two more epochs continue from the checkpoint instead of starting over.
     card2 = train_segmentation(
         "msdnet",
@@ -149,6 +157,44 @@ def test_tiny_training_lowers_loss_checkpoints_and_resumes(tmp_path) -> None:
     assert len(table) == 2 and set(table["file"]) == {"synthetic.h5"}
     assert {"f1", "f1_Mo", "precision_S2", "recall_S1"} <= set(table.columns)
     assert table["f1"].between(0, 1).all()
+
+
+def _with_counts(counts: tuple[int, ...]) -> ColumnImages:
+    # Two images whose columns hold counts[k] columns of class k in total.
+    labels = np.repeat(np.arange(len(counts)), counts)
+    halves = np.array_split(labels, 2)
+    columns = [
+        pd.DataFrame({"x_A": np.ones(len(h)), "y_A": np.ones(len(h)), "class": h}) for h in halves
+    ]
+    return ColumnImages(np.zeros((2, 3, 8, 8), np.float32), columns, 0.1, CLASSES)
+
+
+def test_class_weights_balance_the_classes() -> None:
+    # Inverse to the column counts, normalised to mean 1: 1/8, 1/4, 1/2 -> 3/7 (1, 2, 4).
+    w = class_weights(_with_counts((8, 4, 2)), "balanced")
+    np.testing.assert_allclose(w, np.array([1.0, 2.0, 4.0]) * 3 / 7)
+    # Every class's total weight (count x weight) is the same.
+    np.testing.assert_allclose(np.array([8, 4, 2]) * w, 24 / 7)
+    np.testing.assert_array_equal(class_weights(_with_counts((8, 4, 2)), "none"), np.ones(3))
+    with pytest.raises(TemflowError, match="no S1 columns"):
+        class_weights(_with_counts((5, 3, 0)), "balanced")
+    with pytest.raises(TemflowError, match="class_weights.*'inverse'"):
+        class_weights(_with_counts((5, 3, 1)), "inverse")
+
+
+def test_weighted_mse_loss() -> None:
+    torch.manual_seed(0)
+    out, target = torch.randn(2, 3, 5, 5), torch.rand(2, 3, 5, 5)
+    plain = torch.nn.functional.mse_loss(out, target)
+    torch.testing.assert_close(weighted_mse_loss([1.0, 1.0, 1.0])(out, target), plain)
+    per_class = ((out - target) ** 2).mean(dim=(0, 2, 3))
+    expected = (per_class * torch.tensor([0.5, 1.0, 1.5])).mean()
+    torch.testing.assert_close(weighted_mse_loss([0.5, 1.0, 1.5])(out, target), expected)
+    # Errors in a class with weight 0 do not count.
+    shifted = out.clone()
+    shifted[:, 2] += 10.0
+    w = weighted_mse_loss([1.0, 2.0, 0.0])
+    torch.testing.assert_close(w(shifted, target), w(out, target))
 
 
 def test_bad_inputs(tmp_path) -> None:

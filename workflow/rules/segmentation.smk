@@ -28,6 +28,7 @@ rule segmentation_train:
         training=lambda wc: seg_training(wc.net),
         target_width_A=SEG["target_width_A"],
         crop_px=SEG["crop_px"],
+        class_weights=SEG["class_weights"],
         training_val_images=SEG["training_val_images"],
         detection={
             "min_separation_A": SEG["min_separation_A"],

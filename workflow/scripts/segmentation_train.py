@@ -29,5 +29,6 @@ with script_context(snakemake) as log:  # noqa: F821
         substrate=substrate,
         crop_px=p.crop_px,
         detection=p.detection,
+        class_weighting=p.class_weights,
     )
     log.info("wrote %s (%s)", sm.output.model, card["metrics"])

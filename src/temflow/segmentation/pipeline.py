@@ -1,10 +1,11 @@
 """Train and evaluate the column-segmentation networks (MSD-net, U-net).
 
 Formulation: the network outputs one linear map per column class (Mo, S2, S1); training
-minimises the mean squared error against unit-height Gaussian maps of the true column
-positions (DTU practice, no background class). Columns are the local maxima of each map
-above a threshold (:mod:`temflow.evaluation.peaks`), matched to the truth within
-``match_radius_A`` (:mod:`temflow.evaluation.matching`).
+minimises the mean squared error, per class weighted (:func:`class_weights`), against
+unit-height Gaussian maps of the true column positions (DTU practice, no background
+class). Columns are the local maxima of each map above a threshold
+(:mod:`temflow.evaluation.peaks`), matched to the truth within ``match_radius_A``
+(:mod:`temflow.evaluation.matching`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,50 @@ def mse_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss(outputs.float(), targets.float())
 
 
+#: ``segmentation.class_weights`` settings.
+CLASS_WEIGHTINGS = ("balanced", "none")
+
+
+def class_weights(data: ColumnImages, mode: str) -> np.ndarray:
+    """Per-class weight of the squared error, normalised to mean 1.
+
+    ``balanced``: inversely proportional to the class's number of columns in ``data``,
+    so that every class contributes equally to the loss (each column adds one Gaussian
+    of the same size to its map). Without it the rare single-S columns (S1, about 5 %
+    of the columns) hardly move the loss and a width-1 MSD-net never learns them (its
+    S1 map stayed near 0 at true S1 columns; BENCHMARKS.md). ``none``: all ones.
+    Raises TemflowError for an unknown mode or, when balancing, a class without columns.
+    """
+    n_classes = len(data.classes)
+    if mode == "none":
+        return np.ones(n_classes)
+    if mode != "balanced":
+        raise TemflowError(
+            f"segmentation.class_weights: expected one of {list(CLASS_WEIGHTINGS)}, got {mode!r}"
+        )
+    labels = [np.asarray(c["class"], dtype=np.int64) for c in data.columns]
+    counts = np.bincount(np.concatenate(labels or [np.zeros(0, np.int64)]), minlength=n_classes)
+    missing = [data.classes[k] for k in range(n_classes) if counts[k] == 0]
+    if missing:
+        raise TemflowError(
+            f"segmentation.class_weights: balanced, but the training images hold no "
+            f"{', '.join(missing)} columns (use more images or class_weights: none)"
+        )
+    weights = 1.0 / counts[:n_classes]
+    return weights / weights.mean()
+
+
+def weighted_mse_loss(weights: Sequence[float]):
+    """MSE with the squared error of class map ``k`` scaled by ``weights[k]``."""
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float32)).view(1, -1, 1, 1)
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        err = (outputs.float() - targets.float()).square()
+        return (err * w.to(err.device)).mean()
+
+    return loss
+
+
 def train_segmentation(
     net: str,
     arch: Mapping[str, Any],
@@ -75,6 +120,7 @@ def train_segmentation(
     substrate: str = "",
     crop_px: int | None = None,
     detection: Mapping[str, float] | None = None,
+    class_weighting: str = "none",
 ) -> dict:
     """Train one network with the shared loop and save it with its model card.
 
@@ -85,7 +131,9 @@ def train_segmentation(
     calibrates the peak threshold (:func:`calibrate_threshold`), stored in the card as
     ``peak_threshold``. The card records the training data's sampling range
     (``sampling_range_A``: the range the shards drew it from; ``sampling_A``: its
-    middle). Returns the model card.
+    middle). ``class_weighting`` (:func:`class_weights`, from the training images)
+    weights the squared error of each class map; the card records the weights. Returns
+    the model card.
     """
     if len(train_data) == 0:
         raise TemflowError("segmentation: the training set is empty")
@@ -97,6 +145,7 @@ def train_segmentation(
             f"validation classes {val_data.classes}"
         )
     in_channels = int(train_data.images.shape[1])
+    weights = class_weights(train_data, class_weighting)
     seed_everything(config.seed)
     model = build_network(net, arch, in_channels, len(train_data.classes))
     hashes = {
@@ -119,7 +168,7 @@ def train_segmentation(
         model,
         SegmentationDataset(train_data, target_width_A),
         SegmentationDataset(val_data, target_width_A),
-        mse_loss,
+        weighted_mse_loss(weights),
         config,
         work_dir,
         metrics_csv,
@@ -129,6 +178,7 @@ def train_segmentation(
             "data": hashes,
             "target_width_A": target_width_A,
             "crop_px": crop_px,
+            "class_weights": [round(float(w), 9) for w in weights],
             "n_train": len(train_data),
             "n_val": len(val_data),
         },
@@ -175,6 +225,10 @@ def train_segmentation(
         "train_crop_px": crop_px,
         "normalisation": NORMALISATION,
         "output": "linear per-class maps fitted to unit-height Gaussians (MSE)",
+        "class_weights": {
+            "mode": class_weighting,
+            "weights": dict(zip(train_data.classes, map(float, weights), strict=True)),
+        },
         "training": config.to_dict(),
         "data": hashes,
         "metrics": {
