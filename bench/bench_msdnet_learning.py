@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 from common import print_table, write_result
 
+from temflow.models.msdnet import _MSDDense
 from temflow.segmentation.data import (
     SegmentationDataset,
     load_column_images,
     make_augment,
+    normalise,
     subset,
 )
 from temflow.segmentation.pipeline import (
@@ -39,6 +41,15 @@ from temflow.segmentation.pipeline import (
     weighted_mse_loss,
 )
 from temflow.training import autocast, resolve_amp, resolve_device
+
+
+def dead_channels(model, probe: torch.Tensor) -> int:
+    """MSD-net feature channels that are positive on fewer than 0.1 % of the probe's
+    pixels (a dead width-1 layer carries no information to the layers after it)."""
+    with torch.no_grad():
+        buf = _MSDDense.apply(probe, model.dilations, *model.weights, *model.biases)
+    active = (buf[:, probe.shape[1] :] > 0).float().mean(dim=(0, 2, 3))
+    return int((active < 1e-3).sum())
 
 
 def main() -> None:
@@ -66,6 +77,13 @@ def main() -> None:
         choices=CLASS_WEIGHTINGS,
         help="per-class weights of the squared error, as segmentation.class_weights",
     )
+    ap.add_argument(
+        "--final-init",
+        default="zero",
+        choices=["zero", "pytorch"],
+        help="MSD-net final 1x1 layer at the start: zero (MSDNet) or PyTorch's default "
+        "random init (MSDNet before 2026-11-23)",
+    )
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,6 +100,9 @@ def main() -> None:
         else {"depth": args.depth, "base_width": args.width or 16}
     )
     model = build_network(args.net, arch, 3, 3).to(device)
+    if args.net == "msdnet" and args.final_init == "pytorch":
+        model.final.reset_parameters()
+    probe = torch.from_numpy(normalise(val.images[:4])).to(device)
     data = SegmentationDataset(train, 0.4)
     # targets once, up front: building them costs ~5 ms per image, more than a GPU step
     inputs = data._inputs
@@ -115,10 +136,15 @@ def main() -> None:
             model.eval()
             mean_loss = float(torch.stack(losses[-args.every :]).mean())
             row = {"step": step, "train_loss": mean_loss}
+            if args.net == "msdnet":
+                row["dead_channels"] = dead_channels(model, probe)
             maps = predict_maps(model, val, device=str(device))
             for thr in args.thresholds:
                 det = detect_in_maps(maps, val, thr, 2.0, 0.5, 1.0)
-                row[f"mean_f1_at_{thr:g}"] = float(evaluation_table(det, val)["f1"].mean())
+                table = evaluation_table(det, val)
+                row[f"mean_f1_at_{thr:g}"] = float(table["f1"].mean())
+                with_s1 = table[table["n_true_S1"] > 0]
+                row[f"mean_f1_S1_at_{thr:g}"] = float(with_s1["f1_S1"].mean())
             row["minutes"] = (time.perf_counter() - start) / 60
             rows.append(row)
             print(row, flush=True)
