@@ -176,8 +176,12 @@ def test_class_weights_balance_the_classes() -> None:
     # Every class's total weight (count x weight) is the same.
     np.testing.assert_allclose(np.array([8, 4, 2]) * w, 24 / 7)
     np.testing.assert_array_equal(class_weights(_with_counts((8, 4, 2)), "none"), np.ones(3))
-    with pytest.raises(TemflowError, match="no S1 columns"):
-        class_weights(_with_counts((5, 3, 0)), "balanced")
+    # A class without columns gets the largest weight of the others (1/3 vs 1/5).
+    np.testing.assert_allclose(
+        class_weights(_with_counts((5, 3, 0)), "balanced"), np.array([3.0, 5.0, 5.0]) * 3 / 13
+    )
+    with pytest.raises(TemflowError, match="hold no columns"):
+        class_weights(_with_counts((0, 0, 0)), "balanced")
     with pytest.raises(TemflowError, match="class_weights.*'inverse'"):
         class_weights(_with_counts((5, 3, 1)), "inverse")
 

@@ -73,8 +73,10 @@ def class_weights(data: ColumnImages, mode: str) -> np.ndarray:
     so that every class contributes equally to the loss (each column adds one Gaussian
     of the same size to its map). Without it the rare single-S columns (S1, about 5 %
     of the columns) hardly move the loss and a width-1 MSD-net never learns them (its
-    S1 map stayed near 0 at true S1 columns; BENCHMARKS.md). ``none``: all ones.
-    Raises TemflowError for an unknown mode or, when balancing, a class without columns.
+    S1 map stayed near 0 at true S1 columns; BENCHMARKS.md). A class without columns
+    (a small set may hold no S1) gets the largest weight of the others, with a warning.
+    ``none``: all ones. Raises TemflowError for an unknown mode or, when balancing, a set
+    without any columns.
     """
     n_classes = len(data.classes)
     if mode == "none":
@@ -85,13 +87,21 @@ def class_weights(data: ColumnImages, mode: str) -> np.ndarray:
         )
     labels = [np.asarray(c["class"], dtype=np.int64) for c in data.columns]
     counts = np.bincount(np.concatenate(labels or [np.zeros(0, np.int64)]), minlength=n_classes)
-    missing = [data.classes[k] for k in range(n_classes) if counts[k] == 0]
-    if missing:
+    counts = counts[:n_classes].astype(float)
+    if not counts.any():
         raise TemflowError(
-            f"segmentation.class_weights: balanced, but the training images hold no "
-            f"{', '.join(missing)} columns (use more images or class_weights: none)"
+            "segmentation.class_weights: balanced, but the training images hold no columns"
         )
-    weights = 1.0 / counts[:n_classes]
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = 1.0 / counts[present]
+    if not present.all():
+        log.warning(
+            "class_weights: the training images hold no %s columns; that map gets the "
+            "largest weight of the other classes",
+            ", ".join(data.classes[k] for k in np.flatnonzero(~present)),
+        )
+        weights[~present] = weights[present].max()
     return weights / weights.mean()
 
 
