@@ -415,6 +415,7 @@ def _peaked(model: torch.nn.Module) -> torch.nn.Module:
     normalised input channels through, plus small random contributions of every feature."""
     with torch.no_grad():
         if isinstance(model, MSDNet):
+            model.final.reset_parameters()  # MSDNet starts it at zero
             model.final.weight.mul_(0.05)
             model.final.weight[:, :3, 0, 0] += 0.3 * torch.eye(3)
         else:
@@ -704,6 +705,7 @@ def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_pat
     columns that the workflow's own detection code finds."""
     from temflow.apply.segment import load_segmenter
     from temflow.evaluation import find_peaks_per_class
+    from temflow.segmentation.pipeline import calibrated_threshold
     from temflow.training import predict
 
     shard = sorted((workflow_results / "hrtem").glob("val_bare/shard_*.h5"))[0]
@@ -718,7 +720,8 @@ def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_pat
     assert all(lo <= s <= hi for s in series.sampling_A)  # kept as given: no resampling
     for n, (img, s) in enumerate(zip(series.images, series.sampling_A, strict=True)):
         m = predict(model, torch.from_numpy(normalise(img[None])), device="cpu").numpy()[0]
-        xy, cls = find_peaks_per_class(m, s, 0.5, 2.0)
+        # the CLI's default threshold: the one calibrated at training time
+        xy, cls = find_peaks_per_class(m, s, calibrated_threshold(card), 2.0)
         mine = got[got.image == n]
         assert len(mine) == len(xy)
         ref = pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1],
