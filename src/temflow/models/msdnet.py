@@ -80,8 +80,8 @@ class _MSDNetBase(nn.Module):
         self.final = nn.Conv2d(in_channels + depth * width, out_channels, kernel_size=1)
         # The output starts at zero. With a random final layer, the first Adam steps
         # shrink the large random output mostly by pushing ReLU channels negative, and a
-        # width-1 layer that dies stays dead: 5-7 of 24 channels in the default config's
-        # trained nets. From zero, none die and the loss after 2000 steps is 20 % lower
+        # width-1 layer that dies stays dead: 7-9 of 24 channels in the default config's
+        # trained nets. From zero, none die and the loss after 2000 steps is ~20 % lower
         # (BENCHMARKS.md). Gradients still reach every layer from the second step on.
         nn.init.zeros_(self.final.weight)
         nn.init.zeros_(self.final.bias)

@@ -57,11 +57,6 @@ def build_network(net: str, arch: Mapping[str, Any], in_channels: int, n_classes
     return NETWORKS[net](in_channels=in_channels, out_channels=n_classes, **dict(arch))
 
 
-def mse_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between predicted and Gaussian target maps (in float32)."""
-    return torch.nn.functional.mse_loss(outputs.float(), targets.float())
-
-
 #: ``segmentation.class_weights`` settings.
 CLASS_WEIGHTINGS = ("balanced", "none")
 
@@ -106,7 +101,8 @@ def class_weights(data: ColumnImages, mode: str) -> np.ndarray:
 
 
 def weighted_mse_loss(weights: Sequence[float]):
-    """MSE with the squared error of class map ``k`` scaled by ``weights[k]``."""
+    """Mean squared error (in float32) between predicted and Gaussian target maps, the
+    squared error of class map ``k`` scaled by ``weights[k]`` (all ones: plain MSE)."""
     w = torch.as_tensor(np.asarray(weights, dtype=np.float32)).view(1, -1, 1, 1)
 
     def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
