@@ -52,6 +52,29 @@ def dead_channels(model, probe: torch.Tensor) -> int:
     return int((active < 1e-3).sum())
 
 
+def binned(data, factor: int):
+    """``data`` with its images average-pooled ``factor`` x ``factor`` (pixel size times
+    ``factor``); column positions shift into the coarser pixel frame."""
+    import dataclasses
+
+    n, c, h, w = data.images.shape
+    h, w = h // factor * factor, w // factor * factor
+    img = data.images[..., :h, :w].reshape(n, c, h // factor, factor, w // factor, factor)
+    shift = [(factor - 1) / 2 * s for s in data.sampling_A]
+    cols = [
+        df.assign(x_A=df["x_A"] - d, y_A=df["y_A"] - d)
+        for df, d in zip(data.columns, shift, strict=True)
+    ]
+    lo, hi = data.sampling_range_A
+    return dataclasses.replace(
+        data,
+        images=img.mean(axis=(3, 5)),
+        columns=cols,
+        sampling_A=data.sampling_A * factor,
+        sampling_range_A=(lo * factor, hi * factor),
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shards", type=Path, required=True, help="results_dir/hrtem of a run")
@@ -65,6 +88,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=500)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--bin", type=int, default=1, help="average-pool the images by this factor")
+    ap.add_argument("--target-width", type=float, default=0.4, help="Gaussian target sigma, A")
     ap.add_argument("--train-images", type=int, default=None, help="use the first N only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -93,6 +118,8 @@ def main() -> None:
     if args.train_images is not None:
         train = subset(train, range(min(args.train_images, len(train))))
     val = load_column_images(sorted((args.shards / f"val_{args.substrate}").glob("*.h5")))
+    if args.bin > 1:
+        train, val = binned(train, args.bin), binned(val, args.bin)
     torch.manual_seed(0)
     arch = (
         {"depth": args.depth, "width": args.width or 1}
@@ -103,7 +130,7 @@ def main() -> None:
     if args.net == "msdnet" and args.final_init == "pytorch":
         model.final.reset_parameters()
     probe = torch.from_numpy(normalise(val.images[:4])).to(device)
-    data = SegmentationDataset(train, 0.4)
+    data = SegmentationDataset(train, args.target_width)
     # targets once, up front: building them costs ~5 ms per image, more than a GPU step
     inputs = data._inputs
     targets = torch.stack([data[i][1] for i in range(len(data))])
