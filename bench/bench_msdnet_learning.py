@@ -16,6 +16,7 @@ results/bench/{--name}.json after every evaluation.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -55,8 +56,6 @@ def dead_channels(model, probe: torch.Tensor) -> int:
 def binned(data, factor: int):
     """``data`` with its images average-pooled ``factor`` x ``factor`` (pixel size times
     ``factor``); column positions shift into the coarser pixel frame."""
-    import dataclasses
-
     n, c, h, w = data.images.shape
     h, w = h // factor * factor, w // factor * factor
     img = data.images[..., :h, :w].reshape(n, c, h // factor, factor, w // factor, factor)
