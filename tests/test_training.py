@@ -74,13 +74,14 @@ def test_loss_decreases_checkpoint_and_metrics_written(tmp_path):
     assert res.device == "cpu" and res.resumed_from == 0
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_equals_uninterrupted_run(tmp_path, ema_decay):
     full = train(
         _model(),
         _data(),
         _data(64, seed=1),
         nn.functional.mse_loss,
-        _cfg(),
+        _cfg(ema_decay=ema_decay),
         tmp_path / "a",
         tmp_path / "a.csv",
     )
@@ -89,7 +90,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
         _data(),
         _data(64, seed=1),
         nn.functional.mse_loss,
-        _cfg(epochs=2),
+        _cfg(epochs=2, ema_decay=ema_decay),
         tmp_path / "b",
         tmp_path / "b.csv",
     )
@@ -100,7 +101,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
         _data(),
         _data(64, seed=1),
         nn.functional.mse_loss,
-        _cfg(),
+        _cfg(ema_decay=ema_decay),
         tmp_path / "b",
         tmp_path / "b.csv",
     )
@@ -109,6 +110,44 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     for key, value in full.best_state.items():
         torch.testing.assert_close(resumed.best_state[key], value, rtol=0, atol=0)
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
+
+
+def test_ema_is_the_exponential_average_of_the_raw_weights(tmp_path):
+    # Record the raw weights before every step (the augment hook runs first in each
+    # step); the raw weights after the last step are in the checkpoint. The returned
+    # model must be e_1 = w_1, e_k = d e_(k-1) + (1 - d) w_k over the post-step weights.
+    decay = 0.8
+    model = _model()
+    before_step: list[dict[str, torch.Tensor]] = []
+
+    def record(x, y, gen):
+        before_step.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return x, y
+
+    res = train(
+        model,
+        _data(),
+        _data(64, seed=1),
+        nn.functional.mse_loss,
+        _cfg(epochs=1, ema_decay=decay),
+        tmp_path / "w",
+        None,
+        augment=record,
+    )
+    last = torch.load(tmp_path / "w" / "checkpoint.pt", weights_only=False)["model"]
+    after_step = before_step[1:] + [last]
+    assert len(after_step) == 8
+    for key, value in res.best_state.items():
+        if not torch.is_floating_point(value):
+            continue  # BatchNorm's integer batch counter
+        expected = after_step[0][key].clone()
+        for weights in after_step[1:]:
+            expected = decay * expected + (1 - decay) * weights[key]
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+        # ... and differs from the raw weights, which the returned model does not carry
+        assert not torch.allclose(value, last[key])
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, res.best_state[key], rtol=0, atol=0)
 
 
 def test_changed_config_starts_afresh(tmp_path):
@@ -177,6 +216,8 @@ def test_max_steps_per_epoch_limits_batches(tmp_path):
 def test_bad_training_input():
     with pytest.raises(TemflowError, match="batch_size"):
         _cfg(batch_size=0)
+    with pytest.raises(TemflowError, match="ema_decay"):
+        _cfg(ema_decay=1.0)
     with pytest.raises(TemflowError, match="bogus"):
         TrainConfig.from_dict({"epochs": 1, "bogus": 2})
     with pytest.raises(TemflowError, match="device"):

@@ -19,6 +19,12 @@ Contract
   epoch (atomic; columns epoch, train_loss, val_loss, <extra metrics>, lr, seconds), and a
   :class:`TrainResult` whose ``best_state`` (lowest validation loss) is also loaded into
   ``model`` on return.
+* ``ema_decay``: when set, an exponential moving average of the weights (and buffers, so
+  BatchNorm statistics match them) is kept after every optimizer step with
+  :class:`torch.optim.swa_utils.AveragedModel`, and it is the averaged model that is
+  validated, selected as best, and returned. Small, noisy batches make the raw weights
+  wander from step to step; the average does not, so the held-out loss that drives early
+  stopping, learning-rate decay and model selection measures the model, not the noise.
 
 Resume: rerun :func:`train` with the same arguments (the number of epochs may grow) and it
 continues after the last completed epoch with the saved model, optimizer, LR-scheduler and
@@ -78,6 +84,7 @@ class TrainConfig:
     lr_decay_patience: int | None = None  # ReduceLROnPlateau on val loss; None: constant LR
     lr_decay_factor: float = 0.5
     grad_clip_norm: float | None = None
+    ema_decay: float | None = None  # validate/keep an EMA of the weights; None: raw weights
     deterministic: bool = True  # cudnn deterministic, no benchmark autotuning
     progress: bool = True  # tqdm bars (to stderr -> the rule log)
 
@@ -95,6 +102,7 @@ class TrainConfig:
             "lr_decay_patience": self.lr_decay_patience is None or self.lr_decay_patience >= 1,
             "lr_decay_factor": 0 < self.lr_decay_factor < 1,
             "grad_clip_norm": self.grad_clip_norm is None or self.grad_clip_norm > 0,
+            "ema_decay": self.ema_decay is None or 0 < self.ema_decay < 1,
         }
         for key, ok in checks.items():
             if not ok:
@@ -270,6 +278,15 @@ def train(
         )
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     fp = _fingerprint(model, config, fingerprint)
+    ema = None
+    if config.ema_decay:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model,
+            multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
+            use_buffers=True,
+        )
+    # the network that is validated, selected and returned: the average when there is one
+    judged = ema.module if ema is not None else model
 
     start, best_val, best_epoch, bad_epochs, stopped = 1, math.inf, 0, 0, False
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -277,6 +294,8 @@ def train(
     ckpt = _load_checkpoint(ckpt_path, fp)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -347,6 +366,8 @@ def train(
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(model)
             n = _batch_size(targets)
             total += float(loss.detach()) * n
             count += n
@@ -355,11 +376,13 @@ def train(
         bar.close()
         train_loss = total / max(count, 1)
 
-        val_loss, extra = _validate(model, val_dataset, loss_fn, config, device, amp_dtype, metrics)
+        val_loss, extra = _validate(
+            judged, val_dataset, loss_fn, config, device, amp_dtype, metrics
+        )
         lr = optimizer.param_groups[0]["lr"]
         if val_loss < best_val:
             best_val, best_epoch, bad_epochs = val_loss, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
         else:
             bad_epochs += 1
         if scheduler is not None:
@@ -389,6 +412,7 @@ def train(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
             "best_val_loss": best_val,
             "best_epoch": best_epoch,
             "bad_epochs": bad_epochs,
