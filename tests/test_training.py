@@ -150,6 +150,22 @@ def test_ema_is_the_exponential_average_of_the_raw_weights(tmp_path):
         torch.testing.assert_close(value, res.best_state[key], rtol=0, atol=0)
 
 
+def test_ema_longer_than_the_training_is_warned_about(tmp_path, caplog):
+    # 2 epochs x 8 steps against an average over ~100 steps: the log must say so
+    caplog.set_level("WARNING", logger="temflow.training.loop")
+    run = {"model": _model(), "train_dataset": _data(), "val_dataset": _data(64, seed=1)}
+    train(**run, loss_fn=nn.functional.mse_loss, config=_cfg(epochs=2, ema_decay=0.99),
+          work_dir=tmp_path / "a")  # fmt: skip
+    assert "ema_decay 0.99 averages over about 100 steps, but this training has only 16" in (
+        caplog.text
+    )
+    caplog.clear()
+    run = {"model": _model(), "train_dataset": _data(), "val_dataset": _data(64, seed=1)}
+    train(**run, loss_fn=nn.functional.mse_loss, config=_cfg(epochs=2, ema_decay=0.5),
+          work_dir=tmp_path / "b")  # fmt: skip
+    assert "ema_decay" not in caplog.text
+
+
 def test_changed_config_starts_afresh(tmp_path):
     train(
         _model(),

@@ -287,6 +287,20 @@ def train(
         )
     # the network that is validated, selected and returned: the average when there is one
     judged = ema.module if ema is not None else model
+    if ema is not None and config.ema_decay:
+        steps_per_epoch = math.ceil(len(train_dataset) / config.batch_size)  # type: ignore[arg-type]
+        if config.max_steps_per_epoch:
+            steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+        horizon = 1.0 / (1.0 - config.ema_decay)
+        if config.epochs * steps_per_epoch < 3 * horizon:
+            log.warning(
+                "ema_decay %g averages over about %d steps, but this training has only %d: "
+                "the averaged weights stay close to the initial ones (lower ema_decay or "
+                "set it to null)",
+                config.ema_decay,
+                round(horizon),
+                config.epochs * steps_per_epoch,
+            )
 
     start, best_val, best_epoch, bad_epochs, stopped = 1, math.inf, 0, 0, False
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
