@@ -285,9 +285,6 @@ def train(
             multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
             use_buffers=True,
         )
-    # the network that is validated, selected and returned: the average when there is one
-    judged = ema.module if ema is not None else model
-    if ema is not None and config.ema_decay:
         steps_per_epoch = math.ceil(len(train_dataset) / config.batch_size)  # type: ignore[arg-type]
         if config.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
@@ -301,6 +298,8 @@ def train(
                 round(horizon),
                 config.epochs * steps_per_epoch,
             )
+    # the network that is validated, selected and returned: the average when there is one
+    judged = ema.module if ema is not None else model
 
     start, best_val, best_epoch, bad_epochs, stopped = 1, math.inf, 0, 0, False
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
