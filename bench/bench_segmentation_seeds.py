@@ -24,14 +24,7 @@ from common import print_table, write_result
 
 from temflow.seeding import derive_seed
 from temflow.segmentation.data import holdout_split, load_column_images
-from temflow.segmentation.pipeline import (
-    detect_columns,
-    evaluation_table,
-    image_parameter,
-    load_segmentation_model,
-    resolve_threshold,
-    train_segmentation,
-)
+from temflow.segmentation.pipeline import evaluate_segmentation, train_segmentation
 from temflow.training import TrainConfig
 
 
@@ -60,8 +53,6 @@ def main() -> None:
     train_data, held_out = holdout_split(
         load_column_images(train_shards), seg["training_val_images"]
     )
-    val_data = load_column_images(val_shards)
-    doses = image_parameter(val_shards, "dose_e_per_A2", val_data)
     name = args.name or f"segmentation_seeds_{args.net}_{args.substrate}"
     rows = []
     for master_seed in args.seeds:
@@ -71,7 +62,7 @@ def main() -> None:
             {**training, "device": "auto", "seed": seed, "progress": False}
         )
         start = time.perf_counter()
-        train_segmentation(
+        card = train_segmentation(
             args.net,
             seg[args.net],
             train_data,
@@ -88,12 +79,10 @@ def main() -> None:
             class_weighting=seg["class_weights"],
         )
         minutes = (time.perf_counter() - start) / 60
-        model, card = load_segmentation_model(out / "model.pt", args.net, val_data)
-        threshold = resolve_threshold(seg["peak_threshold"], card, str(out / "model.pt"))
-        table = evaluation_table(
-            detect_columns(model, val_data, threshold, **detection, device="auto"), val_data
+        table, threshold = evaluate_segmentation(
+            out / "model.pt", args.net, val_shards, seg["peak_threshold"], **detection
         )
-        low = table["f1"][doses < 300]
+        low = table["f1"][table["dose_e_per_A2"] < 300]
         rows.append(
             {
                 "master_seed": master_seed,

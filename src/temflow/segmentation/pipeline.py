@@ -28,6 +28,7 @@ from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
     describe_sources,
+    load_column_images,
     make_augment,
 )
 from temflow.training import (
@@ -476,3 +477,27 @@ def evaluation_table(detections: Sequence[Detection], data: ColumnImages) -> pd.
             }
         )
     return pd.DataFrame(rows)
+
+
+def evaluate_segmentation(
+    model_path: str | Path,
+    net: str,
+    val_paths: Sequence[str | Path],
+    peak_threshold: float | str,
+    min_separation_A: float,
+    match_radius_A: float,
+    border_A: float,
+    device: str = "auto",
+) -> tuple[pd.DataFrame, float]:
+    """Score a trained network on validation shards: one :func:`evaluation_table` row per
+    image plus its dose (``dose_e_per_A2``), and the peak threshold used (``auto``: the
+    model card's calibrated one)."""
+    data = load_column_images(val_paths)
+    model, card = load_segmentation_model(model_path, net, data)
+    threshold = resolve_threshold(peak_threshold, card, str(model_path))
+    detections = detect_columns(
+        model, data, threshold, min_separation_A, match_radius_A, border_A, device=device
+    )
+    table = evaluation_table(detections, data)
+    table["dose_e_per_A2"] = image_parameter(val_paths, "dose_e_per_A2", data)
+    return table, threshold
