@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -25,6 +27,7 @@ from temflow.hrtem.microscope import (
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
 from temflow.hrtem.simulate import (
+    abtem_device,
     exit_focal_series,
     frozen_phonons,
     image_field,
@@ -105,6 +108,38 @@ def fixed_params(defoci=(-30.0, 20.0, 70.0), **kw) -> MicroscopeParams:
     )
     values.update(kw)
     return MicroscopeParams(**values)
+
+
+IMAGE_IN_A_NEW_PROCESS = """
+import sys, json
+import numpy as np, pandas as pd
+from temflow.hrtem.generate import make_image
+hrtem, vib, out = json.loads(sys.argv[1]), pd.read_csv(sys.argv[2]), sys.argv[3]
+rec = make_image(hrtem, "graphene", 11, vib, {"Mo-S": 2.9, "C-C": 1.8})
+np.save(out, rec.images)
+"""
+
+
+def test_image_is_bit_identical_in_every_process(tmp_path):
+    """abTEM's default FFTW planning (FFTW_MEASURE) times algorithms in each process, so the
+    potential differed in the last bit between processes and the Poisson draws with it."""
+    import json
+
+    import abtem
+
+    with abtem_device("cpu"):
+        assert abtem.config.get("fftw.planning_effort") == "FFTW_ESTIMATE"
+    VIB.to_csv(tmp_path / "vib.csv", index=False)
+    hrtem = json.dumps(TINY)
+    images = []
+    for k in range(3):
+        out = tmp_path / f"image{k}.npy"
+        cmd = [sys.executable, "-c", IMAGE_IN_A_NEW_PROCESS, hrtem, str(tmp_path / "vib.csv")]
+        subprocess.run([*cmd, str(out)], check=True, cwd=tmp_path)
+        images.append(np.load(out))
+    assert images[0].std() > 0
+    for other in images[1:]:
+        np.testing.assert_array_equal(other, images[0])
 
 
 # --- labels ------------------------------------------------------------------------------

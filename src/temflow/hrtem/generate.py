@@ -57,12 +57,6 @@ def make_image(
 ) -> ImageRecord:
     """One image, reproducible from ``seed`` alone (sample, parameters, phonons, noise).
 
-    Known limit: sample, labels and parameters are identical in every process, but the
-    noise-free intensities can differ between processes in the last float32 bits (some
-    step depends on memory alignment), and such a difference can shift the Poisson draw
-    of the pixels after it (BENCHMARKS.md, "Depth 100"). Within one process the image is
-    bit for bit the same.
-
     The output sampling ``s`` is drawn first; the image has ``(H, W) = round(field / s)``
     pixels (:func:`~temflow.hrtem.simulate.output_shape`) and the specimen cell is the
     field ``(W * s, H * s)`` (:func:`~temflow.hrtem.simulate.image_field`, within half a

@@ -50,10 +50,22 @@ def resolve_device(device: str) -> str:
 
 @contextlib.contextmanager
 def abtem_device(device: str) -> Iterator[None]:
-    """Run abTEM on ``device`` (cpu|gpu) inside the block, without progress bars."""
+    """Run abTEM on ``device`` (cpu|gpu) inside the block, without progress bars.
+
+    FFTW plans are made with ``FFTW_ESTIMATE``, not abTEM's default ``FFTW_MEASURE``:
+    measuring times the candidate algorithms afresh in every process and keeps the
+    fastest, so the rounding, and with it the potential, differed between processes in
+    the last float32 bit, which then shifted the Poisson draws (BENCHMARKS.md,
+    "Depth 100"). Estimated plans are the same in every process, and were not slower.
+    """
     import abtem
 
-    with abtem.config.set({"device": device, "diagnostics.progress_bar": False}):
+    settings = {
+        "device": device,
+        "diagnostics.progress_bar": False,
+        "fftw.planning_effort": "FFTW_ESTIMATE",
+    }
+    with abtem.config.set(settings):
         yield
 
 
