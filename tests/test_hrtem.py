@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -114,8 +115,9 @@ IMAGE_IN_A_NEW_PROCESS = """
 import sys, json
 import numpy as np, pandas as pd
 from temflow.hrtem.generate import make_image
-hrtem, vib, out = json.loads(sys.argv[1]), pd.read_csv(sys.argv[2]), sys.argv[3]
-rec = make_image(hrtem, "graphene", 11, vib, {"Mo-S": 2.9, "C-C": 1.8})
+hrtem, cutoffs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+vib, out = pd.read_csv(sys.argv[3]), sys.argv[4]
+rec = make_image(hrtem, "graphene", 11, vib, cutoffs)
 np.save(out, rec.images)
 """
 
@@ -123,18 +125,16 @@ np.save(out, rec.images)
 def test_image_is_bit_identical_in_every_process(tmp_path):
     """abTEM's default FFTW planning (FFTW_MEASURE) times algorithms in each process, so the
     potential differed in the last bit between processes and the Poisson draws with it."""
-    import json
-
     import abtem
 
     with abtem_device("cpu"):
         assert abtem.config.get("fftw.planning_effort") == "FFTW_ESTIMATE"
     VIB.to_csv(tmp_path / "vib.csv", index=False)
-    hrtem = json.dumps(TINY)
+    args = [json.dumps(TINY), json.dumps(CUTOFFS), str(tmp_path / "vib.csv")]
     images = []
     for k in range(3):
         out = tmp_path / f"image{k}.npy"
-        cmd = [sys.executable, "-c", IMAGE_IN_A_NEW_PROCESS, hrtem, str(tmp_path / "vib.csv")]
+        cmd = [sys.executable, "-c", IMAGE_IN_A_NEW_PROCESS, *args]
         subprocess.run([*cmd, str(out)], check=True, cwd=tmp_path)
         images.append(np.load(out))
     assert images[0].std() > 0

@@ -56,7 +56,8 @@ def abtem_device(device: str) -> Iterator[None]:
     measuring times the candidate algorithms afresh in every process and keeps the
     fastest, so the rounding, and with it the potential, differed between processes in
     the last float32 bit, which then shifted the Poisson draws (BENCHMARKS.md,
-    "Depth 100"). Estimated plans are the same in every process, and were not slower.
+    "Reproducible across processes"). Estimated plans are the same in every process, and
+    were not slower.
     """
     import abtem
 
