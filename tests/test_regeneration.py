@@ -17,18 +17,34 @@ MONET_RULES = {"trajectories_generate", "monet_train", "monet_evaluate", "monet_
 REPORT_RULES = {"report_summary"}
 
 
-def _planned_rules(results: Path, tmp_path: Path, change) -> set[str]:
+def _dry_run(results: Path, tmp_path: Path, change) -> str:
+    """Snakemake's dry-run output for config/test.yaml after ``change`` (in place)."""
     config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     change(config)
     path = tmp_path / "changed.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = run_snakemake("-n", results_dir=results, configfile=str(path))
-    out = proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def _planned_rules(results: Path, tmp_path: Path, change) -> set[str]:
+    out = _dry_run(results, tmp_path, change)
     if "Nothing to be done" in out:
         return set()
     table = out.split("Job stats:", 1)[1].split("total", 1)[0]
     rules = set(re.findall(r"^(\w+)\s+\d+\s*$", table, flags=re.M))
     return rules - {"all", "job"}
+
+
+def _planned_jobs(results: Path, tmp_path: Path, change) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans after ``change``."""
+    out = _dry_run(results, tmp_path, change)
+    jobs = []
+    for block in re.split(r"^(?:local)?rule ", out, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
+        jobs.append((rule, wildcards.group(1) if wildcards else ""))
+    return jobs
 
 
 def test_nothing_to_do_after_a_complete_run(workflow_results, tmp_path):
@@ -80,3 +96,21 @@ def test_microscope_parameter_reruns_simulation_and_downstream_only(workflow_res
         "segmentation_figures",
         "report_summary",
     } <= rules
+
+
+def test_more_training_images_add_shards_and_retrain_only_that_substrate(
+    workflow_results, tmp_path
+):
+    """Growing a dataset by whole shards keeps the shards already written (each shard's
+    images depend on its own index, not on the dataset size) and retrains only the
+    networks that read that dataset."""
+
+    def change(c):
+        per_shard = c["hrtem"]["images_per_shard"]
+        c["hrtem"]["datasets"]["train_bare"]["n_images"] = 2 * per_shard
+
+    jobs = _planned_jobs(workflow_results, tmp_path, change)
+    assert [w for r, w in jobs if r == "hrtem_shard"] == ["dataset=train_bare, shard=0001"]
+    trained = sorted(w for r, w in jobs if r == "segmentation_train")
+    assert trained == ["net=msdnet, substrate=bare", "net=unet, substrate=bare"]
+    assert not {r for r, _ in jobs} & (MD_RULES | MONET_RULES)
