@@ -9,6 +9,7 @@ from temflow.evaluation import (
     find_peaks,
     find_peaks_per_class,
     match_columns,
+    match_positions,
     score_table_row,
 )
 
@@ -125,3 +126,17 @@ def test_empty_cases() -> None:
     assert res.per_class("Mo") == (1.0, 1.0, 1.0)
     res = match_columns([[1.0, 1.0]], [1], empty, none, CLASSES)
     assert res.overall() == (0.0, 0.0, 0.0)
+
+
+def test_position_match_ignores_the_class() -> None:
+    # Three true columns; one predicted with the wrong class, two right, one far extra.
+    true_xy = np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]])
+    pred_xy = np.array([[0.1, 0.0], [2.0, 0.2], [4.0, -0.1], [9.0, 9.0]])
+    by_class = match_columns(pred_xy, [1, 1, 2, 0], true_xy, [0, 1, 2], CLASSES)
+    assert by_class.overall() == pytest.approx((2 / 4, 2 / 3, 4 / 7))
+    anywhere = match_positions(pred_xy, true_xy, radius_A=0.5)
+    assert anywhere.classes == ("any",)
+    assert anywhere.overall() == pytest.approx((3 / 4, 1.0, 6 / 7))
+    assert anywhere.false_positives().tolist() == [3]
+    # Within a smaller radius the 0.2 A offset no longer matches.
+    assert match_positions(pred_xy, true_xy, radius_A=0.15).tp.tolist() == [2]

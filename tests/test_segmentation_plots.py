@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from temflow.evaluation import match_columns
-from temflow.plots.segmentation import f1_summary, plot_detections, plot_f1_histograms
+from temflow.plots.segmentation import (
+    f1_correlations,
+    f1_summary,
+    plot_detections,
+    plot_f1_by_parameter,
+    plot_f1_histograms,
+)
 
 
 def _tables() -> dict[tuple[str, str], pd.DataFrame]:
@@ -69,3 +75,36 @@ def test_figures_written(tmp_path) -> None:
     )
     for name in ("h.png", "h.pdf", "d.png", "d.pdf"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
+    astigmatism = np.array([0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    dose = np.array([100.0, 300.0, 1000.0, 3000.0, 5000.0, 10000.0])
+    # MSD-net: F1 falls with astigmatism (and here with dose, which rises with it); U-net: flat.
+    msd = pd.DataFrame({"f1": 1.0 - astigmatism / 100, "astigmatism_A": astigmatism,
+                        "dose_e_per_A2": dose})  # fmt: skip
+    unet = pd.DataFrame({"f1": np.full(6, 0.97), "astigmatism_A": astigmatism,
+                         "dose_e_per_A2": dose})  # fmt: skip
+    return {("msdnet", "graphene"): msd, ("unet", "graphene"): unet}
+
+
+def test_f1_correlations_on_constructed_tables() -> None:
+    c = f1_correlations(_with_parameters()).set_index(["network", "parameter"])
+    # Only the parameters present are reported.
+    assert set(c.index.get_level_values("parameter")) == {"astigmatism_A", "dose_e_per_A2"}
+    assert c.loc[("msdnet", "astigmatism_A"), "spearman_rho"] == pytest.approx(-1.0)
+    assert c.loc[("msdnet", "dose_e_per_A2"), "spearman_rho"] == pytest.approx(-1.0)
+    assert c.loc[("msdnet", "astigmatism_A"), "p_value"] < 0.01
+    # Median split of 0..50 A at 25 A: mean F1 of 0, 10, 20 A vs 30, 40, 50 A.
+    assert c.loc[("msdnet", "astigmatism_A"), "mean_f1_low"] == pytest.approx(0.9)
+    assert c.loc[("msdnet", "astigmatism_A"), "mean_f1_high"] == pytest.approx(0.6)
+    # A constant F1 has no rank correlation.
+    assert np.isnan(c.loc[("unet", "astigmatism_A"), "spearman_rho"])
+    assert c.loc[("unet", "astigmatism_A"), "n_images"] == 6
+
+
+def test_f1_by_parameter_figure(tmp_path) -> None:
+    plot_f1_by_parameter(_with_parameters(), tmp_path / "p.png", dpi=40)
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="none of"):
+        plot_f1_by_parameter(_tables(), tmp_path / "q.png", dpi=40)

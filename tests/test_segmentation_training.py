@@ -321,6 +321,19 @@ def test_detection_uses_each_images_sampling() -> None:
         )
 
 
+def test_wrong_classes_cost_class_f1_but_not_position_f1() -> None:
+    """Perfect maps with the Mo and S2 maps swapped: every column is found (F1 whatever the
+    class = 1), but only the S1 one with its class (class F1 = 2 x 1 / (4 + 4))."""
+    cols = pd.DataFrame({"x_A": [2.0, 5.0, 6.2, 3.1], "y_A": [3.0, 5.0, 1.6, 6.9],
+                         "class": [0, 1, 2, 0]})  # fmt: skip
+    maps = gaussian_targets(cols, (40, 40), 0.2, 0.4)[[1, 0, 2]][None]
+    data = ColumnImages(maps, [cols], [0.2], CLASSES)
+    table = evaluation_table(detect_columns(torch.nn.Identity(), data, 0.5, 1.0, 0.1), data)
+    row = table.iloc[0]
+    assert row["f1"] == pytest.approx(0.25) and row["tp_S1"] == 1
+    assert (row["precision_any_class"], row["recall_any_class"], row["f1_any_class"]) == (1, 1, 1)
+
+
 class _GaussianMaps(torch.nn.Module):
     """A stand-in "network" whose class maps are exact Gaussians of the true columns, at
     heights 0.35 (Mo), 0.6 (S2) and 0.9 (S1), plus a spurious S2 peak of height 0.28 per

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -54,8 +55,14 @@ def test_evaluation_tables(workflow_results, test_config) -> None:
             assert len(table) == hr[val]["n_images"]
             lo, hi = test_config["hrtem"]["simulation"]["output_sampling_A"]
             assert table["sampling_A"].between(lo, hi).all()
-            dose_lo, dose_hi = test_config["hrtem"]["microscope"]["dose_e_per_A2"]
-            assert table["dose_e_per_A2"].between(dose_lo, dose_hi).all()
+            microscope = test_config["hrtem"]["microscope"]
+            for param in ("dose_e_per_A2", "astigmatism_A", "Cs_A", "focal_spread_A"):
+                assert table[param].between(*microscope[param]).all(), param
+            shift = float(np.mean(microscope["defocus_offsets_A"]))
+            centre_lo, centre_hi = microscope["defocus_centre_A"]
+            assert table["defocus_mean_A"].between(centre_lo + shift, centre_hi + shift).all()
+            # Matching whatever the class can only find more pairs than by class.
+            assert (table["f1_any_class"] >= table["f1"] - 1e-9).all()
             for col in ("precision", "recall", "f1", "f1_Mo", "f1_S2", "f1_S1"):
                 assert table[col].between(0, 1).all()
             assert (table["tp"] <= table[["n_true", "n_pred"]].min(axis=1)).all()
@@ -82,6 +89,9 @@ def test_summary_and_figures(workflow_results) -> None:
         table = pd.read_csv(workflow_results / "eval" / f"{row.network}_{row.substrate}.csv")
         assert row["mean_f1"] == pytest.approx(table["f1"].mean(), abs=1e-5)
         assert row["median_f1"] == pytest.approx(table["f1"].median(), abs=1e-5)
-    for name in ("f1_histograms", "detections"):
+    correlations = pd.read_csv(workflow_results / "eval" / "f1_by_parameter.csv")
+    assert len(correlations) == len(summary) * 5
+    assert correlations["spearman_rho"].dropna().between(-1, 1).all()
+    for name in ("f1_histograms", "detections", "f1_by_parameter"):
         for ext in ("png", "pdf"):
             assert (workflow_results / "figures" / f"{name}.{ext}").stat().st_size > 1000

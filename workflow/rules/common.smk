@@ -135,7 +135,9 @@ def seg_shards(substrate, split):
 SEG_TARGETS = [
     *SEG_EVALS,
     results("eval", "f1_summary.csv"),
+    results("eval", "f1_by_parameter.csv"),
     results("figures", "f1_histograms.png"),
+    results("figures", "f1_by_parameter.png"),
     results("figures", "detections.png"),
 ]
 

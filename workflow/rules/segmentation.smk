@@ -83,6 +83,18 @@ rule segmentation_figures:
             category="Segmentation",
             labels={"figure": "per-image F1 (Fig. 2)"},
         ),
+        by_parameter=report(
+            results("figures", "f1_by_parameter.png"),
+            caption="../report/f1_by_parameter.rst",
+            category="Segmentation",
+            labels={"figure": "per-image F1 against microscope parameters"},
+        ),
+        correlations=report(
+            results("eval", "f1_by_parameter.csv"),
+            caption="../report/f1_by_parameter_table.rst",
+            category="Segmentation",
+            labels={"figure": "F1 rank correlations"},
+        ),
         detections=report(
             results("figures", "detections.png"),
             caption="../report/detections.rst",

@@ -1,10 +1,17 @@
-"""F1 histograms (Fig. 2), detections on one validation focal series (Fig. 1), summary."""
+"""F1 histograms (Fig. 2), detections on one validation focal series (Fig. 1), summary,
+F1 against the microscope parameters (figure and rank correlations)."""
 
 from pathlib import Path
 
 import pandas as pd
 
-from temflow.plots.segmentation import plot_detections, plot_f1_histograms, write_summary
+from temflow.plots.segmentation import (
+    plot_detections,
+    plot_f1_by_parameter,
+    plot_f1_histograms,
+    write_f1_correlations,
+    write_summary,
+)
 from temflow.segmentation.data import load_column_images, subset
 from temflow.segmentation.pipeline import (
     detect_columns,
@@ -19,6 +26,8 @@ with script_context(snakemake) as log:  # noqa: F821
     tables = {tuple(Path(f).stem.rsplit("_", 1)): pd.read_csv(f) for f in sm.input.evals}
     write_summary(tables, sm.output.summary)
     plot_f1_histograms(tables, sm.output.histograms, dpi=p.dpi)
+    write_f1_correlations(tables, sm.output.correlations)
+    plot_f1_by_parameter(tables, sm.output.by_parameter, dpi=p.dpi)
     one = subset(load_column_images(sm.input.val), [p.figure_image])
     dets = {}
     for net in p.networks:

@@ -107,6 +107,25 @@ def match_columns(
     return MatchResult(tuple(classes), tp, n_pred, n_true, pairs_arr)
 
 
+def match_positions(pred_xy: np.ndarray, true_xy: np.ndarray, radius_A: float = 0.5) -> MatchResult:
+    """Match predicted to true columns within ``radius_A`` whatever their class (one class,
+    ``"any"``).
+
+    Its F1 measures how well the columns are found; the gap to the class F1 of
+    :func:`match_columns` on the same columns is what wrong classes cost.
+    """
+    pred_xy = np.asarray(pred_xy, dtype=np.float64).reshape(-1, 2)
+    true_xy = np.asarray(true_xy, dtype=np.float64).reshape(-1, 2)
+    return match_columns(
+        pred_xy,
+        np.zeros(len(pred_xy), dtype=np.int64),
+        true_xy,
+        np.zeros(len(true_xy), dtype=np.int64),
+        ("any",),
+        radius_A,
+    )
+
+
 def score_table_row(result: MatchResult) -> dict[str, float | int]:
     """Flat record for the evaluation CSV: overall and per-class P/R/F1 and counts."""
     p, r, f = result.overall()

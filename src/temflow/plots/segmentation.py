@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from scipy.stats import spearmanr
 
 from temflow.io import atomic_path
 from temflow.plots import save_figure
@@ -96,6 +97,115 @@ def plot_f1_histograms(
         ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("validation images")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=dpi)
+
+
+#: Image parameters (evaluation-table columns) that F1 is read against, with axis labels;
+#: dose on a log axis (it is drawn log-uniformly).
+F1_PARAMETERS = {
+    "dose_e_per_A2": "dose (e/A$^2$)",
+    "defocus_mean_A": "mean defocus of the focal series (A)",
+    "astigmatism_A": "astigmatism (A)",
+    "focal_spread_A": "focal spread (A)",
+    "Cs_A": "C$_s$ (A)",
+}
+
+
+def f1_correlations(
+    tables: Mapping[tuple[str, str], pd.DataFrame], parameters: Sequence[str] = tuple(F1_PARAMETERS)
+) -> pd.DataFrame:
+    """Spearman rank correlation of per-image F1 with each image parameter, per (network,
+    substrate): which microscope conditions a network fails under.
+
+    Columns: network, substrate, parameter, n_images, spearman_rho, p_value (two-sided),
+    mean_f1_low and mean_f1_high (mean F1 of the images at or below and above the
+    parameter's median). Parameters missing from a table are skipped; a constant
+    parameter or F1 gives rho NaN.
+    """
+    rows = []
+    for (net, substrate), t in sorted(tables.items()):
+        for param in parameters:
+            if param not in t.columns:
+                continue
+            x, f1 = t[param].to_numpy(float), t["f1"].to_numpy(float)
+            constant = len(t) < 3 or np.ptp(x) == 0 or np.ptp(f1) == 0
+            rho, p = (np.nan, np.nan) if constant else spearmanr(x, f1)
+            low = x <= np.median(x)
+            rows.append(
+                {
+                    "network": net,
+                    "substrate": substrate,
+                    "parameter": param,
+                    "n_images": len(t),
+                    "spearman_rho": float(rho),
+                    "p_value": float(p),
+                    "mean_f1_low": float(f1[low].mean()) if low.any() else np.nan,
+                    "mean_f1_high": float(f1[~low].mean()) if (~low).any() else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def write_f1_correlations(
+    tables: Mapping[tuple[str, str], pd.DataFrame], path: str | Path
+) -> pd.DataFrame:
+    """Write :func:`f1_correlations` as CSV (atomically) and return it."""
+    table = f1_correlations(tables)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    return table
+
+
+def plot_f1_by_parameter(
+    tables: Mapping[tuple[str, str], pd.DataFrame], path: str | Path, dpi: int = 150
+) -> None:
+    """Per-image F1 against each image parameter (:data:`F1_PARAMETERS` present in the
+    tables): one row per substrate, one series per network, Spearman rho in the legend."""
+    substrates = sorted(
+        {s for _, s in tables},
+        key=lambda s: list(SUBSTRATE_LABELS).index(s) if s in SUBSTRATE_LABELS else 99,
+    )
+    nets = sorted({n for n, _ in tables})
+    params = [p for p in F1_PARAMETERS if all(p in t.columns for t in tables.values())]
+    if not params:
+        raise ValueError(
+            "plot_f1_by_parameter: the tables have none of " + ", ".join(F1_PARAMETERS)
+        )
+    corr = f1_correlations(tables, params).set_index(["network", "substrate", "parameter"])
+    fig, axes = plt.subplots(
+        len(substrates),
+        len(params),
+        figsize=(3.1 * len(params), 2.7 * len(substrates)),
+        squeeze=False,
+        sharey="row",
+    )
+    for r, substrate in enumerate(substrates):
+        for c, param in enumerate(params):
+            ax = axes[r, c]
+            for k, net in enumerate(nets):
+                t = tables.get((net, substrate))
+                if t is None:
+                    continue
+                rho = corr.loc[(net, substrate, param), "spearman_rho"]
+                ax.scatter(
+                    t[param],
+                    t["f1"],
+                    s=10,
+                    alpha=0.6,
+                    color=f"C{k}",
+                    edgecolors="none",
+                    label=f"{NET_LABELS.get(net, net)} ($\\rho$ {rho:+.2f})",
+                )
+            if param == "dose_e_per_A2":
+                ax.set_xscale("log")
+            ax.set_xlabel(F1_PARAMETERS[param], fontsize=8)
+            ax.legend(loc="lower right", fontsize=7)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+        axes[r, 0].set_ylabel(
+            f"per-image F1\n{SUBSTRATE_LABELS.get(substrate, substrate)}", fontsize=8
+        )
     fig.tight_layout()
     save_figure(fig, path, dpi=dpi)
 

@@ -22,7 +22,13 @@ import torch
 from torch import nn
 
 from temflow.errors import TemflowError
-from temflow.evaluation import MatchResult, find_peaks_per_class, match_columns, score_table_row
+from temflow.evaluation import (
+    MatchResult,
+    find_peaks_per_class,
+    match_columns,
+    match_positions,
+    score_table_row,
+)
 from temflow.models import MSDNet, UNet
 from temflow.segmentation.data import (
     ColumnImages,
@@ -313,13 +319,15 @@ def card_sampling_range(
 
 @dataclass
 class Detection:
-    """Detected columns of one image and their match against the truth."""
+    """Detected columns of one image and their match against the truth: ``match`` by
+    class, ``position_match`` whatever the class (:func:`match_positions`)."""
 
     xy_A: np.ndarray
     class_index: np.ndarray
     true_xy_A: np.ndarray
     true_class: np.ndarray
     match: MatchResult
+    position_match: MatchResult
 
 
 def _inside(
@@ -372,7 +380,7 @@ def detect_in_maps(
         tkeep = _inside(txy, shape, s, border_A)
         txy, tcls = txy[tkeep], tcls[tkeep]
         match = match_columns(xy, cls, txy, tcls, data.classes, match_radius_A)
-        out.append(Detection(xy, cls, txy, tcls, match))
+        out.append(Detection(xy, cls, txy, tcls, match, match_positions(xy, txy, match_radius_A)))
     return out
 
 
@@ -448,22 +456,51 @@ def resolve_threshold(setting: float | str, card: Mapping[str, Any], model_path:
     return value
 
 
-def image_parameter(paths: Sequence[str | Path], key: str, data: ColumnImages) -> np.ndarray:
-    """Per-image parameter ``key`` (e.g. ``dose_e_per_A2``) of ``data``'s images, read from
-    their shards (``paths``), in ``data``'s order."""
+#: Per-image simulation parameters copied from the shards into the evaluation table, so
+#: that F1 can be read against the conditions an image was simulated under.
+#: ``defocus_mean_A`` is the mean of the focal series' defoci.
+IMAGE_PARAMETERS = (
+    "dose_e_per_A2",
+    "defocus_mean_A",
+    "astigmatism_A",
+    "Cs_A",
+    "focal_spread_A",
+    "semiangle_cutoff_mrad",
+    "blur_sigma_A",
+)
+
+
+def image_parameters(
+    paths: Sequence[str | Path], keys: Sequence[str], data: ColumnImages
+) -> dict[str, np.ndarray]:
+    """Per-image parameters ``keys`` (e.g. ``dose_e_per_A2``) of ``data``'s images, read
+    from their shards (``paths``), in ``data``'s order. ``defocus_mean_A`` is the mean of
+    the image's ``defoci_A``."""
     from temflow.hrtem.shards import open_dataset
 
     ds = open_dataset(paths)
-    index = {(str(meta["shard"]), int(meta["index"])): meta.get(key) for _, _, meta in ds}
-    try:
-        return np.array([float(index[(str(f), int(i))]) for f, i in data.sources])
-    except (KeyError, TypeError) as err:
-        raise TemflowError(f"shards {describe_sources(paths)}: no {key!r} for every image") from err
+    by_image = {(str(meta["shard"]), int(meta["index"])): meta for _, _, meta in ds}
+    out = {}
+    for key in keys:
+        try:
+            values = []
+            for f, i in data.sources:
+                meta = by_image[(str(f), int(i))]
+                if key == "defocus_mean_A":
+                    values.append(float(np.mean(meta["defoci_A"])))
+                else:
+                    values.append(float(meta[key]))
+        except (KeyError, TypeError) as err:
+            raise TemflowError(
+                f"shards {describe_sources(paths)}: no {key!r} for every image"
+            ) from err
+        out[key] = np.array(values)
+    return out
 
 
 def evaluation_table(detections: Sequence[Detection], data: ColumnImages) -> pd.DataFrame:
     """One row per image: source file and index, its sampling (A/px), overall and
-    per-class P/R/F1, counts."""
+    per-class P/R/F1, counts, and P/R/F1 whatever the class (``*_any_class``)."""
     rows = []
     for i, det in enumerate(detections):
         src = data.sources[i] if i < len(data.sources) else ("", i)
@@ -474,6 +511,13 @@ def evaluation_table(detections: Sequence[Detection], data: ColumnImages) -> pd.
                 "index": src[1],
                 "sampling_A": float(data.sampling_A[i]),
                 **score_table_row(det.match),
+                **dict(
+                    zip(
+                        ("precision_any_class", "recall_any_class", "f1_any_class"),
+                        det.position_match.overall(),
+                        strict=True,
+                    )
+                ),
             }
         )
     return pd.DataFrame(rows)
@@ -490,8 +534,9 @@ def evaluate_segmentation(
     device: str = "auto",
 ) -> tuple[pd.DataFrame, float]:
     """Score a trained network on validation shards: one :func:`evaluation_table` row per
-    image plus its dose (``dose_e_per_A2``), and the peak threshold used (``auto``: the
-    model card's calibrated one)."""
+    image plus its simulation parameters (:data:`IMAGE_PARAMETERS`: dose, defocus,
+    aberrations), and the peak threshold used (``auto``: the model card's calibrated
+    one)."""
     data = load_column_images(val_paths)
     model, card = load_segmentation_model(model_path, net, data)
     threshold = resolve_threshold(peak_threshold, card, str(model_path))
@@ -499,5 +544,6 @@ def evaluate_segmentation(
         model, data, threshold, min_separation_A, match_radius_A, border_A, device=device
     )
     table = evaluation_table(detections, data)
-    table["dose_e_per_A2"] = image_parameter(val_paths, "dose_e_per_A2", data)
+    for key, values in image_parameters(val_paths, IMAGE_PARAMETERS, data).items():
+        table[key] = values
     return table, threshold
