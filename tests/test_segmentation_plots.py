@@ -9,6 +9,7 @@ import pytest
 from temflow.evaluation import match_columns
 from temflow.plots.segmentation import (
     f1_correlations,
+    f1_parameters,
     f1_summary,
     plot_detections,
     plot_f1_by_parameter,
@@ -79,32 +80,62 @@ def test_figures_written(tmp_path) -> None:
 
 def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
     astigmatism = np.array([0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
-    dose = np.array([100.0, 300.0, 1000.0, 3000.0, 5000.0, 10000.0])
-    # MSD-net: F1 falls with astigmatism (and here with dose, which rises with it); U-net: flat.
-    msd = pd.DataFrame({"f1": 1.0 - astigmatism / 100, "astigmatism_A": astigmatism,
-                        "dose_e_per_A2": dose})  # fmt: skip
-    unet = pd.DataFrame({"f1": np.full(6, 0.97), "astigmatism_A": astigmatism,
-                         "dose_e_per_A2": dose})  # fmt: skip
-    return {("msdnet", "graphene"): msd, ("unet", "graphene"): unet}
+    rng = np.random.default_rng(1)
+
+    def table(f1: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "f1": f1,
+                "astigmatism_A": astigmatism,
+                # Dose falls as astigmatism rises: swapped columns would flip the signs.
+                "dose_e_per_A2": np.array([1e4, 5e3, 3e3, 1e3, 300.0, 100.0]),
+                "defocus_mean_A": rng.uniform(0, 40, 6),
+                "focal_spread_A": rng.uniform(10, 40, 6),
+                "Cs_A": rng.uniform(0, 30, 6),
+                "sampling_A": np.full(6, 0.2),
+            }
+        )
+
+    # MSD-net: F1 falls with astigmatism; U-net: flat F1.
+    return {
+        ("msdnet", "graphene"): table(1.0 - astigmatism / 100),
+        ("unet", "graphene"): table(np.full(6, 0.97)),
+    }
 
 
 def test_f1_correlations_on_constructed_tables() -> None:
-    c = f1_correlations(_with_parameters()).set_index(["network", "parameter"])
-    # Only the parameters present are reported.
-    assert set(c.index.get_level_values("parameter")) == {"astigmatism_A", "dose_e_per_A2"}
+    tables = _with_parameters()
+    c = f1_correlations(tables, f1_parameters(tables)).set_index(["network", "parameter"])
+    assert len(c) == 2 * 6
     assert c.loc[("msdnet", "astigmatism_A"), "spearman_rho"] == pytest.approx(-1.0)
-    assert c.loc[("msdnet", "dose_e_per_A2"), "spearman_rho"] == pytest.approx(-1.0)
+    assert c.loc[("msdnet", "dose_e_per_A2"), "spearman_rho"] == pytest.approx(1.0)
     assert c.loc[("msdnet", "astigmatism_A"), "p_value"] < 0.01
     # Median split of 0..50 A at 25 A: mean F1 of 0, 10, 20 A vs 30, 40, 50 A.
     assert c.loc[("msdnet", "astigmatism_A"), "mean_f1_low"] == pytest.approx(0.9)
     assert c.loc[("msdnet", "astigmatism_A"), "mean_f1_high"] == pytest.approx(0.6)
-    # A constant F1 has no rank correlation.
+    # A constant F1, or a constant parameter, has no rank correlation.
     assert np.isnan(c.loc[("unet", "astigmatism_A"), "spearman_rho"])
+    assert np.isnan(c.loc[("msdnet", "sampling_A"), "spearman_rho"])
     assert c.loc[("unet", "astigmatism_A"), "n_images"] == 6
+    # An image without a value is left out, not counted.
+    tables[("msdnet", "graphene")].loc[5, "astigmatism_A"] = np.nan
+    c = f1_correlations(tables, ["astigmatism_A"]).set_index(["network", "parameter"])
+    assert c.loc[("msdnet", "astigmatism_A"), "n_images"] == 5
+    assert c.loc[("msdnet", "astigmatism_A"), "spearman_rho"] == pytest.approx(-1.0)
+
+
+def test_f1_parameters_name_the_tables_that_lack_them() -> None:
+    tables = _with_parameters()
+    tables[("unet", "graphene")] = tables[("unet", "graphene")].drop(columns="Cs_A")
+    with pytest.raises(ValueError, match=r"unet_graphene: Cs_A .*segmentation_evaluate"):
+        f1_parameters(tables)
+    with pytest.raises(ValueError, match="no evaluation tables"):
+        f1_parameters({})
 
 
 def test_f1_by_parameter_figure(tmp_path) -> None:
     plot_f1_by_parameter(_with_parameters(), tmp_path / "p.png", dpi=40)
     assert (tmp_path / "p.png").stat().st_size > 1000
-    with pytest.raises(ValueError, match="none of"):
+    with pytest.raises(ValueError, match="dose_e_per_A2"):
         plot_f1_by_parameter(_tables(), tmp_path / "q.png", dpi=40)
+    assert not (tmp_path / "q.png").exists()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from temflow.hrtem.shards import open_dataset
+from temflow.plots.segmentation import F1_PARAMETERS
 
 NETS, SUBSTRATES = ("msdnet", "unet"), ("bare", "graphene")
 
@@ -55,12 +56,21 @@ def test_evaluation_tables(workflow_results, test_config) -> None:
             assert len(table) == hr[val]["n_images"]
             lo, hi = test_config["hrtem"]["simulation"]["output_sampling_A"]
             assert table["sampling_A"].between(lo, hi).all()
+            ds_by_name = {
+                p.name: open_dataset([p])
+                for p in sorted((workflow_results / "hrtem" / val).glob("shard_*.h5"))
+            }
             microscope = test_config["hrtem"]["microscope"]
             for param in ("dose_e_per_A2", "astigmatism_A", "Cs_A", "focal_spread_A"):
                 assert table[param].between(*microscope[param]).all(), param
             shift = float(np.mean(microscope["defocus_offsets_A"]))
             centre_lo, centre_hi = microscope["defocus_centre_A"]
             assert table["defocus_mean_A"].between(centre_lo + shift, centre_hi + shift).all()
+            # Each row carries its own image's parameters (not another image's).
+            for _, row in table.iterrows():
+                _, _, meta = ds_by_name[row["file"]][int(row["index"])]
+                assert row["astigmatism_A"] == pytest.approx(meta["astigmatism_A"], abs=1e-4)
+                assert row["defocus_mean_A"] == pytest.approx(np.mean(meta["defoci_A"]), abs=1e-4)
             # Matching whatever the class can only find more pairs than by class.
             assert (table["f1_any_class"] >= table["f1"] - 1e-9).all()
             for col in ("precision", "recall", "f1", "f1_Mo", "f1_S2", "f1_S1"):
@@ -90,7 +100,7 @@ def test_summary_and_figures(workflow_results) -> None:
         assert row["mean_f1"] == pytest.approx(table["f1"].mean(), abs=1e-5)
         assert row["median_f1"] == pytest.approx(table["f1"].median(), abs=1e-5)
     correlations = pd.read_csv(workflow_results / "eval" / "f1_by_parameter.csv")
-    assert len(correlations) == len(summary) * 5
+    assert len(correlations) == len(summary) * len(F1_PARAMETERS)
     assert correlations["spearman_rho"].dropna().between(-1, 1).all()
     for name in ("f1_histograms", "detections", "f1_by_parameter"):
         for ext in ("png", "pdf"):

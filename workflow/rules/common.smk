@@ -120,6 +120,18 @@ SEG_CARD = results("models", "{net}_{substrate}.json")
 SEG_EVAL = results("eval", "{net}_{substrate}.csv")
 SEG_MODELS = expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["substrates"])
 SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
+# The simulation parameters each per-image evaluation row carries (read from the shards), so
+# that F1 can be read against them (f1_by_parameter). A params entry: changing the list
+# re-evaluates, and evaluation tables written before it existed are rewritten.
+SEG_IMAGE_PARAMETERS = [
+    "dose_e_per_A2",
+    "defocus_mean_A",
+    "astigmatism_A",
+    "Cs_A",
+    "focal_spread_A",
+    "semiangle_cutoff_mrad",
+    "blur_sigma_A",
+]
 
 
 def seg_training(net):

@@ -67,6 +67,7 @@ rule segmentation_evaluate:
         match_radius_A=SEG["match_radius_A"],
         border_A=SEG["border_A"],
         device=DEVICE,
+        image_parameters=SEG_IMAGE_PARAMETERS,
     script:
         "../scripts/segmentation_evaluate.py"
 

@@ -16,6 +16,7 @@ with script_context(snakemake) as log:  # noqa: F821
         p.match_radius_A,
         p.border_A,
         device=p.device,
+        image_parameter_keys=p.image_parameters,
     )
     log.info("peak threshold %.3g (config: %s)", threshold, p.peak_threshold)
     with atomic_path(sm.output.csv) as tmp:

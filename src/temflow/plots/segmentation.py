@@ -109,35 +109,58 @@ F1_PARAMETERS = {
     "astigmatism_A": "astigmatism (A)",
     "focal_spread_A": "focal spread (A)",
     "Cs_A": "C$_s$ (A)",
+    "sampling_A": "pixel size (A)",
 }
 
 
+def f1_parameters(tables: Mapping[tuple[str, str], pd.DataFrame]) -> list[str]:
+    """The :data:`F1_PARAMETERS` that every table has (the same list for the figure and
+    the correlation table). Raises ValueError, naming the tables, when there is no table
+    or a table lacks some of them (an evaluation table written by an older temflow: its
+    ``segmentation_evaluate`` jobs need rerunning)."""
+    if not tables:
+        raise ValueError("F1 against image parameters: no evaluation tables")
+    lacking = {
+        f"{net}_{substrate}": [p for p in F1_PARAMETERS if p not in t.columns]
+        for (net, substrate), t in sorted(tables.items())
+    }
+    lacking = {name: missing for name, missing in lacking.items() if missing}
+    if lacking:
+        raise ValueError(
+            "F1 against image parameters: evaluation tables without "
+            + "; ".join(f"{name}: {', '.join(m)}" for name, m in lacking.items())
+            + " (rerun their evaluation: snakemake -R segmentation_evaluate)"
+        )
+    return list(F1_PARAMETERS)
+
+
 def f1_correlations(
-    tables: Mapping[tuple[str, str], pd.DataFrame], parameters: Sequence[str] = tuple(F1_PARAMETERS)
+    tables: Mapping[tuple[str, str], pd.DataFrame], parameters: Sequence[str]
 ) -> pd.DataFrame:
-    """Spearman rank correlation of per-image F1 with each image parameter, per (network,
-    substrate): which microscope conditions a network fails under.
+    """Spearman rank correlation of per-image (class) F1 with each image parameter, per
+    (network, substrate): which microscope conditions a network fails under.
 
     Columns: network, substrate, parameter, n_images, spearman_rho, p_value (two-sided),
     mean_f1_low and mean_f1_high (mean F1 of the images at or below and above the
-    parameter's median). Parameters missing from a table are skipped; a constant
-    parameter or F1 gives rho NaN.
+    parameter's median). Images whose parameter or F1 is not finite are left out
+    (``n_images`` counts the rest); fewer than 3 images, or a constant parameter or F1,
+    give rho and p NaN.
     """
     rows = []
     for (net, substrate), t in sorted(tables.items()):
         for param in parameters:
-            if param not in t.columns:
-                continue
             x, f1 = t[param].to_numpy(float), t["f1"].to_numpy(float)
-            constant = len(t) < 3 or np.ptp(x) == 0 or np.ptp(f1) == 0
+            finite = np.isfinite(x) & np.isfinite(f1)
+            x, f1 = x[finite], f1[finite]
+            constant = len(x) < 3 or np.ptp(x) == 0 or np.ptp(f1) == 0
             rho, p = (np.nan, np.nan) if constant else spearmanr(x, f1)
-            low = x <= np.median(x)
+            low = x <= np.median(x) if len(x) else np.zeros(0, bool)
             rows.append(
                 {
                     "network": net,
                     "substrate": substrate,
                     "parameter": param,
-                    "n_images": len(t),
+                    "n_images": len(x),
                     "spearman_rho": float(rho),
                     "p_value": float(p),
                     "mean_f1_low": float(f1[low].mean()) if low.any() else np.nan,
@@ -150,8 +173,9 @@ def f1_correlations(
 def write_f1_correlations(
     tables: Mapping[tuple[str, str], pd.DataFrame], path: str | Path
 ) -> pd.DataFrame:
-    """Write :func:`f1_correlations` as CSV (atomically) and return it."""
-    table = f1_correlations(tables)
+    """Write :func:`f1_correlations` over :func:`f1_parameters` as CSV (atomically) and
+    return it."""
+    table = f1_correlations(tables, f1_parameters(tables))
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return table
@@ -160,18 +184,14 @@ def write_f1_correlations(
 def plot_f1_by_parameter(
     tables: Mapping[tuple[str, str], pd.DataFrame], path: str | Path, dpi: int = 150
 ) -> None:
-    """Per-image F1 against each image parameter (:data:`F1_PARAMETERS` present in the
-    tables): one row per substrate, one series per network, Spearman rho in the legend."""
+    """Per-image (class) F1 against each of :func:`f1_parameters`: one row per substrate,
+    one series per network, Spearman rho in the legend."""
+    params = f1_parameters(tables)
     substrates = sorted(
         {s for _, s in tables},
         key=lambda s: list(SUBSTRATE_LABELS).index(s) if s in SUBSTRATE_LABELS else 99,
     )
     nets = sorted({n for n, _ in tables})
-    params = [p for p in F1_PARAMETERS if all(p in t.columns for t in tables.values())]
-    if not params:
-        raise ValueError(
-            "plot_f1_by_parameter: the tables have none of " + ", ".join(F1_PARAMETERS)
-        )
     corr = f1_correlations(tables, params).set_index(["network", "substrate", "parameter"])
     fig, axes = plt.subplots(
         len(substrates),

@@ -319,15 +319,21 @@ def card_sampling_range(
 
 @dataclass
 class Detection:
-    """Detected columns of one image and their match against the truth: ``match`` by
-    class, ``position_match`` whatever the class (:func:`match_positions`)."""
+    """Detected columns of one image and their match against the truth by class, within
+    ``match_radius_A``."""
 
     xy_A: np.ndarray
     class_index: np.ndarray
     true_xy_A: np.ndarray
     true_class: np.ndarray
     match: MatchResult
-    position_match: MatchResult
+    match_radius_A: float
+
+    @property
+    def position_match(self) -> MatchResult:
+        """The match whatever the class (:func:`match_positions`); computed on demand, as
+        threshold calibration does not need it."""
+        return match_positions(self.xy_A, self.true_xy_A, self.match_radius_A)
 
 
 def _inside(
@@ -380,7 +386,7 @@ def detect_in_maps(
         tkeep = _inside(txy, shape, s, border_A)
         txy, tcls = txy[tkeep], tcls[tkeep]
         match = match_columns(xy, cls, txy, tcls, data.classes, match_radius_A)
-        out.append(Detection(xy, cls, txy, tcls, match, match_positions(xy, txy, match_radius_A)))
+        out.append(Detection(xy, cls, txy, tcls, match, match_radius_A))
     return out
 
 
@@ -491,8 +497,9 @@ def image_parameters(
                 else:
                     values.append(float(meta[key]))
         except (KeyError, TypeError) as err:
+            stored = "defoci_A" if key == "defocus_mean_A" else key
             raise TemflowError(
-                f"shards {describe_sources(paths)}: no {key!r} for every image"
+                f"shards {describe_sources(paths)}: no {stored!r} for every image"
             ) from err
         out[key] = np.array(values)
     return out
@@ -532,11 +539,12 @@ def evaluate_segmentation(
     match_radius_A: float,
     border_A: float,
     device: str = "auto",
+    image_parameter_keys: Sequence[str] = IMAGE_PARAMETERS,
 ) -> tuple[pd.DataFrame, float]:
     """Score a trained network on validation shards: one :func:`evaluation_table` row per
-    image plus its simulation parameters (:data:`IMAGE_PARAMETERS`: dose, defocus,
-    aberrations), and the peak threshold used (``auto``: the model card's calibrated
-    one)."""
+    image plus its simulation parameters ``image_parameter_keys`` (see
+    :func:`image_parameters`; default dose, defocus, aberrations), and the peak threshold
+    used (``auto``: the model card's calibrated one)."""
     data = load_column_images(val_paths)
     model, card = load_segmentation_model(model_path, net, data)
     threshold = resolve_threshold(peak_threshold, card, str(model_path))
@@ -544,6 +552,6 @@ def evaluate_segmentation(
         model, data, threshold, min_separation_A, match_radius_A, border_A, device=device
     )
     table = evaluation_table(detections, data)
-    for key, values in image_parameters(val_paths, IMAGE_PARAMETERS, data).items():
+    for key, values in image_parameters(val_paths, image_parameter_keys, data).items():
         table[key] = values
     return table, threshold
