@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from scipy.stats import spearmanr
 
 from temflow.io import atomic_path
@@ -219,6 +220,8 @@ def plot_f1_by_parameter(
                 )
             if param == "dose_e_per_A2":
                 ax.set_xscale("log")
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(4))
             ax.set_xlabel(F1_PARAMETERS[param], fontsize=8)
             ax.legend(loc="lower right", fontsize=7)
             ax.grid(alpha=0.3)
