@@ -6,7 +6,9 @@ automatic peak threshold) on the HR-TEM shards of a finished run, once per maste
 given, and reports the mean per-image F1 on the validation set. Only the training seed
 (initial weights, crop order, augmentation) changes between runs; the data do not, so the
 spread is that of the training alone. The workflow's own run is ``--seeds`` = the config's
-``seed``. Prints a table last and writes results/bench/{--name}.json after every seed.
+``seed``. Prints a table last and writes results/bench/{--name}.json after every seed;
+each seed's per-image evaluation table (as the workflow writes it) goes to
+``{--work}/{net}_{substrate}_seed{seed}/eval.csv``.
 
     PYTHONPATH=src python bench/bench_segmentation_seeds.py --configfile config/config.yaml \
         --results /tmp/default_run --net msdnet --substrate graphene --seeds 1 2
@@ -82,6 +84,7 @@ def main() -> None:
         table, threshold = evaluate_segmentation(
             out / "model.pt", args.net, val_shards, seg["peak_threshold"], **detection
         )
+        table.to_csv(out / "eval.csv", index=False, float_format="%.6g")
         low = table["f1"][table["dose_e_per_A2"] < 300]
         rows.append(
             {
@@ -93,6 +96,7 @@ def main() -> None:
                 "median_f1": round(float(table["f1"].median()), 4),
                 "f1_below_300_e_per_A2": round(float(low.mean()), 4) if len(low) else None,
                 "f1_S1": round(float(table["f1_S1"].mean()), 4),
+                "f1_any_class": round(float(table["f1_any_class"].mean()), 4),
                 "train_minutes": round(minutes, 1),
             }
         )
