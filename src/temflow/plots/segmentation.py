@@ -115,10 +115,11 @@ F1_PARAMETERS = {
 
 
 def f1_parameters(tables: Mapping[tuple[str, str], pd.DataFrame]) -> list[str]:
-    """The :data:`F1_PARAMETERS` that every table has (the same list for the figure and
-    the correlation table). Raises ValueError, naming the tables, when there is no table
-    or a table lacks some of them (an evaluation table written by an older temflow: its
-    ``segmentation_evaluate`` jobs need rerunning)."""
+    """The parameters of the figure and the correlation table: all of
+    :data:`F1_PARAMETERS`, once every table is checked to have them. Raises ValueError,
+    naming the tables, when there is no table or a table lacks some of them (an
+    evaluation table written by an older temflow: its ``segmentation_evaluate`` jobs need
+    rerunning)."""
     if not tables:
         raise ValueError("F1 against image parameters: no evaluation tables")
     lacking = {
