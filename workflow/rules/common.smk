@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from temflow.config import describe_config_error
+from temflow.segmentation import IMAGE_PARAMETERS
 
 SCHEMA = workflow.source_path("../../config/schema.yaml")
 try:
@@ -123,15 +124,7 @@ SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
 # The simulation parameters each per-image evaluation row carries (read from the shards), so
 # that F1 can be read against them (f1_by_parameter). A params entry: changing the list
 # re-evaluates, and evaluation tables written before it existed are rewritten.
-SEG_IMAGE_PARAMETERS = [
-    "dose_e_per_A2",
-    "defocus_mean_A",
-    "astigmatism_A",
-    "Cs_A",
-    "focal_spread_A",
-    "semiangle_cutoff_mrad",
-    "blur_sigma_A",
-]
+SEG_IMAGE_PARAMETERS = list(IMAGE_PARAMETERS)
 
 
 def seg_training(net):

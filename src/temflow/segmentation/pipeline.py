@@ -30,6 +30,7 @@ from temflow.evaluation import (
     score_table_row,
 )
 from temflow.models import MSDNet, UNet
+from temflow.segmentation import IMAGE_PARAMETERS
 from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
@@ -460,20 +461,6 @@ def resolve_threshold(setting: float | str, card: Mapping[str, Any], model_path:
             "threshold (retrain the model, or set segmentation.peak_threshold to a number)"
         )
     return value
-
-
-#: Per-image simulation parameters copied from the shards into the evaluation table, so
-#: that F1 can be read against the conditions an image was simulated under.
-#: ``defocus_mean_A`` is the mean of the focal series' defoci.
-IMAGE_PARAMETERS = (
-    "dose_e_per_A2",
-    "defocus_mean_A",
-    "astigmatism_A",
-    "Cs_A",
-    "focal_spread_A",
-    "semiangle_cutoff_mrad",
-    "blur_sigma_A",
-)
 
 
 def image_parameters(
