@@ -25,14 +25,18 @@ import yaml
 from common import print_table, write_result
 
 from temflow.evaluation.classification import accuracy
-from temflow.models.monet_tasks import TASKS, evaluate_task, inputs_of, train_task
-from temflow.training import load_model, predict
+from temflow.monet.card import load_monet
+from temflow.monet.data import inputs_of
+from temflow.monet.evaluate import evaluate_task
+from temflow.monet.tasks import TASKS
+from temflow.monet.train import train_task
+from temflow.training import predict
 from temflow.trajectories.io import read_trajectories
 
 
 def told_precision_scores(args: argparse.Namespace, model_pt: Path) -> dict[str, float]:
     """Accuracy of a noise-aware classifier told a wrong localisation precision."""
-    model, _ = load_model(model_pt)
+    model, _ = load_monet(model_pt, "classify")
     scores = {}
     cases = [("classify_test_noisy", f, None) for f in args.told_noise_factors]
     cases += [("classify_test", None, v) for v in args.told_noise_noiseless]

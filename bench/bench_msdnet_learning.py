@@ -32,16 +32,15 @@ from temflow.segmentation.data import (
     normalise,
     subset,
 )
-from temflow.segmentation.pipeline import (
+from temflow.segmentation.detect import detect_in_maps, predict_maps
+from temflow.segmentation.evaluate import evaluation_table
+from temflow.segmentation.train import (
     CLASS_WEIGHTINGS,
     build_network,
     class_weights,
-    detect_in_maps,
-    evaluation_table,
-    predict_maps,
     weighted_mse_loss,
 )
-from temflow.training import autocast, resolve_amp, resolve_device
+from temflow.training import autocast, resolve_amp, torch_device
 
 
 def dead_channels(model, probe: torch.Tensor) -> int:
@@ -111,7 +110,7 @@ def main() -> None:
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = torch_device(args.device)
     amp = resolve_amp(args.amp, device)
     train = load_column_images(sorted((args.shards / f"train_{args.substrate}").glob("*.h5")))
     if args.train_images is not None:

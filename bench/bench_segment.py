@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_time, print_table, write_result  # noqa: E402
 
 from temflow.apply.images import FocalSeries  # noqa: E402
-from temflow.apply.segment import receptive_radius, segment_series  # noqa: E402
+from temflow.apply.segment import segment_series  # noqa: E402
 from temflow.models import MSDNet, UNet  # noqa: E402
 
 CONFIG_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.yaml"}
@@ -70,7 +70,7 @@ def main() -> None:
             sec = median_time(run, args.repeats)[0] if args.repeats > 0 else first
             mpx = args.size**2 / sec / 1e6
             rows.append({"config": cfg, "net": net, "arch": arch, "seconds": sec,
-                         "first_call_seconds": first, "margin_px": receptive_radius(model),
+                         "first_call_seconds": first, "margin_px": model.receptive_radius_px,
                          "megapixels_per_s": mpx})  # fmt: skip
             print(f"{cfg} {net}: {sec:.2f} s", flush=True)
     print_table(rows, ["config", "net", "margin_px", "seconds", "megapixels_per_s"])

@@ -26,7 +26,9 @@ from common import print_table, write_result
 
 from temflow.seeding import derive_seed
 from temflow.segmentation.data import holdout_split, load_column_images
-from temflow.segmentation.pipeline import evaluate_segmentation, train_segmentation
+from temflow.segmentation.detect import calibrate_model
+from temflow.segmentation.evaluate import evaluate_segmentation
+from temflow.segmentation.train import train_segmentation
 from temflow.training import TrainConfig
 
 
@@ -73,12 +75,19 @@ def main() -> None:
             seg["target_width_A"],
             out / "work",
             out / "metrics.csv",
-            out / "model.pt",
+            out / "trained.pt",
             {"train": train_shards},
             substrate=args.substrate,
             crop_px=seg["crop_px"],
-            detection=detection,
             class_weighting=seg["class_weights"],
+        )
+        calibrate_model(
+            out / "trained.pt",
+            out / "model.pt",
+            train_shards,
+            seg["training_val_images"],
+            device="auto",
+            **detection,
         )
         minutes = (time.perf_counter() - start) / 60
         table, threshold = evaluate_segmentation(

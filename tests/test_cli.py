@@ -16,7 +16,8 @@ import torch
 from temflow.apply.classify import load_monet_models
 from temflow.apply.tracks import cut_windows, read_tracks, window_starts
 from temflow.cli import main
-from temflow.models.monet_tasks import build_model
+from temflow.models import MoNet
+from temflow.monet.tasks import get_task
 from temflow.training import load_model, save_model
 from temflow.trajectories.io import CLASSES
 
@@ -31,7 +32,7 @@ def monet_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("models")
     for i, task in enumerate(("classify", "fbm_alpha", "ctrw_alpha")):
         torch.manual_seed(i)
-        model = build_model(task)
+        model = get_task(task).build_model()
         spec_classes = list(CLASSES) if task == "classify" else ["alpha"]
         save_model(
             d / f"monet_{task}.pt",
@@ -283,7 +284,7 @@ def test_noise_aware_classifier_needs_the_localisation_precision(
     column in the units of x and y); without it the CLI stops with one clear message."""
     aware = tmp_path / "aware.pt"
     torch.manual_seed(5)
-    save_model(aware, build_model("classify", noise_input=True).eval(),
+    save_model(aware, get_task("classify").build_model(noise_input=True).eval(),
                {"net": "monet_classify", "task": "classify", "classes": list(CLASSES),
                 "input": {"length_frames": L}})  # fmt: skip
     table = track_table({1: np.arange(L)})
@@ -293,7 +294,7 @@ def test_noise_aware_classifier_needs_the_localisation_precision(
          "--classifier", aware, capsys=capsys)  # fmt: skip
     _bad(tmp_path, monet_dir, tmp_path / "t.csv", "localisation precision: expected a finite",
          "--classifier", aware, "--localisation-precision", "-1", capsys=capsys)  # fmt: skip
-    model, _ = load_model(aware)
+    model, _ = load_model(aware, MoNet)
     xy = torch.from_numpy(table[["x", "y"]].to_numpy(np.float32).copy())[None]
     probs = []
     for sigma in (0.0, 0.4):
@@ -391,9 +392,10 @@ def test_classify_end_to_end_matches_workflow_evaluation(workflow_results, tmp_p
 
 # =========================================================================== segment
 from temflow.apply.images import FocalSeries, read_focal_series, resample  # noqa: E402
-from temflow.apply.segment import load_segmenter, predict_tiled, segment_series  # noqa: E402
+from temflow.apply.segment import predict_tiled, segment_series  # noqa: E402
 from temflow.hrtem.shards import ImageRecord, write_shard  # noqa: E402
 from temflow.models import MSDNet, UNet  # noqa: E402
+from temflow.segmentation.card import load_segmenter  # noqa: E402
 from temflow.segmentation.data import normalise  # noqa: E402
 
 S = 0.2  # model sampling (A/px) of the test segmentation models
@@ -432,7 +434,7 @@ def seg_models(tmp_path_factory) -> dict[str, Path]:
         torch.manual_seed(0)
         model = _peaked(build())
         card = {"network": name, "substrate": "bare", "classes": SEG_CLASSES,
-                "in_channels": 3, "sampling_A": S}  # fmt: skip
+                "in_channels": 3, "sampling_range_A": [S, S]}  # fmt: skip
         paths[name] = d / f"{name}_bare.pt"
         save_model(paths[name], model, card)
     return paths
@@ -450,7 +452,7 @@ def test_tiles_do_not_change_the_maps(seg_models):
     image = normalise(blob_series((90, 100), S))
     dev = torch.device("cpu")
     for name, path in seg_models.items():
-        from temflow.apply.segment import load_segmenter
+        from temflow.segmentation.card import load_segmenter
 
         model, _ = load_segmenter(path)
         whole = predict_tiled(model, image, dev, tile_px=1000)
@@ -663,13 +665,13 @@ def test_segment_bad_inputs(tmp_path, seg_models, capsys, monet_dir):
     torch.manual_seed(0)
     one = tmp_path / "m1" / "msdnet_gray.pt"
     save_model(one, MSDNet(1, 3, depth=4), {"classes": SEG_CLASSES, "in_channels": 1,
-                                              "sampling_A": S})  # fmt: skip
+                                              "sampling_range_A": [S, S]})  # fmt: skip
     _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", one, "ok.npy: expected 1 images",
              "--sampling", S)  # fmt: skip
     nocard = tmp_path / "m2" / "msdnet_x.pt"
     save_model(nocard, MSDNet(3, 3, depth=4), {"classes": SEG_CLASSES})
     _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", nocard,
-             "msdnet_x.json: model card lacks in_channels, sampling_A",
+             "msdnet_x.json: model card lacks in_channels, sampling_range_A",
              "--sampling", S)  # fmt: skip
     nocard.with_suffix(".json").unlink()
     _seg_bad(tmp_path, capsys, tmp_path / "ok.npy", nocard, "model card not found",
@@ -679,7 +681,7 @@ def test_segment_bad_inputs(tmp_path, seg_models, capsys, monet_dir):
 
 
 def test_segment_default_model_is_the_newest(tmp_path, seg_models):
-    from temflow.apply.segment import find_default_model
+    from temflow.segmentation.card import find_default_model
 
     d = tmp_path / "models"
     d.mkdir()
@@ -703,9 +705,8 @@ def test_segment_default_model_is_the_newest(tmp_path, seg_models):
 def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_path):
     """The test-config MSD-net applied through the CLI to a validation shard finds the
     columns that the workflow's own detection code finds."""
-    from temflow.apply.segment import load_segmenter
     from temflow.evaluation import find_peaks_per_class
-    from temflow.segmentation.pipeline import calibrated_threshold
+    from temflow.segmentation.card import calibrated_threshold, load_segmenter
     from temflow.training import predict
 
     shard = sorted((workflow_results / "hrtem").glob("val_bare/shard_*.h5"))[0]

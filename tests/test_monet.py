@@ -13,6 +13,7 @@ import torch
 from temflow.errors import TemflowError
 from temflow.models import MoNet
 from temflow.models.monet import normalise_increments, with_precision
+from temflow.monet.tasks import get_task
 from temflow.training import load_model, save_model
 
 
@@ -91,18 +92,20 @@ def test_model_card_round_trip_and_mismatch(tmp_path):
     written = json.loads((tmp_path / "m.json").read_text())
     assert written["architecture"] == {"class": "MoNet", "args": model.hparams}
     assert written["n_parameters"] == sum(p.numel() for p in model.parameters())
-    loaded, _ = load_model(tmp_path / "m.pt", expected={"architecture": {"class": "MoNet"}})
+    loaded, _ = load_model(tmp_path / "m.pt", MoNet, expected={"architecture": {"class": "MoNet"}})
     x = _tracks(2)
     torch.testing.assert_close(loaded(x), model(x))
     with pytest.raises(TemflowError, match="task"):
-        load_model(tmp_path / "m.pt", expected={"architecture": {"args": {"task": "classify"}}})
+        load_model(
+            tmp_path / "m.pt", MoNet, expected={"architecture": {"args": {"task": "classify"}}}
+        )
     (tmp_path / "m.json").write_text(json.dumps({**written, "classes": ["x"]}))
     with pytest.raises(TemflowError, match="differs"):
-        load_model(tmp_path / "m.pt")
+        load_model(tmp_path / "m.pt", MoNet)
 
 
 def test_rotation_augment_is_an_exact_symmetry_of_the_processes():
-    from temflow.models.monet_tasks import rotate_tracks, track_augment
+    from temflow.monet.data import rotate_tracks, track_augment
     from temflow.trajectories import ctrw, fbm
 
     rng = np.random.default_rng(3)
@@ -133,7 +136,7 @@ def test_rotation_augment_is_an_exact_symmetry_of_the_processes():
 
 
 def test_noise_free_fraction_leaves_that_share_of_tracks_noiseless():
-    from temflow.models.monet_tasks import track_augment
+    from temflow.monet.data import track_augment
 
     tracks = torch.zeros(4000, 50, 2)
     gen = torch.Generator().manual_seed(2)
@@ -149,12 +152,12 @@ def test_noise_free_fraction_leaves_that_share_of_tracks_noiseless():
 
 
 def test_resimulation_draws_fresh_tracks_of_each_class_and_alpha():
-    from temflow.models.monet_tasks import track_augment
+    from temflow.monet.data import track_augment
 
     params = {"fbm_alpha_range": [0.3, 0.3], "ctrw_alpha_range": [0.5, 0.5]}
     label = torch.tensor([0, 1, 2] * 400)
     stale = torch.zeros(len(label), 200, 2)
-    aug = track_augment(0.0, resimulate=("classify", params))
+    aug = track_augment(0.0, resimulate=(get_task("classify"), params))
     x, y = aug(stale, label, torch.Generator().manual_seed(0))
     assert y is label and x.shape == stale.shape and x.dtype == torch.float32
     inc = x.diff(dim=1).numpy()
@@ -171,7 +174,7 @@ def test_resimulation_draws_fresh_tracks_of_each_class_and_alpha():
     torch.testing.assert_close(x, aug(stale, label, torch.Generator().manual_seed(0))[0])
     # A regressor's target alpha is kept: FBM tracks of alpha 0.4 and 1.6.
     alpha = torch.tensor([0.4, 1.6]).repeat(500)
-    fb = track_augment(0.0, resimulate=("fbm_alpha", params))(
+    fb = track_augment(0.0, resimulate=(get_task("fbm_alpha"), params))(
         stale[:1000], alpha, torch.Generator().manual_seed(0)
     )[0]
     d = fb.diff(dim=1).numpy()
@@ -179,11 +182,11 @@ def test_resimulation_draws_fresh_tracks_of_each_class_and_alpha():
         lag1 = (d[k::2, 1:] * d[k::2, :-1]).mean() / d[k::2].var()
         assert abs(lag1 - (2 ** (a - 1) - 1)) < 0.02
     with pytest.raises(TemflowError, match="monet task"):
-        track_augment(0.0, resimulate=("segment", params))
+        get_task("segment")
 
 
 def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
-    from temflow.models.monet_tasks import train_task
+    from temflow.monet.train import train_task
     from temflow.trajectories import generate_set, write_trajectories
 
     params = {"length": 60, "fbm_alpha_range": [0.2, 0.9], "ctrw_alpha_range": [0.2, 0.9],
@@ -229,7 +232,8 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     assert card["architecture"]["args"]["noise_input"] is True
     assert card["input"]["columns"] == ["x", "y", "sigma"]
     # Evaluation tells the network each test set's own noise level (noise_step_std).
-    from temflow.models.monet_tasks import evaluate_task, inputs_of
+    from temflow.monet.data import inputs_of
+    from temflow.monet.evaluate import evaluate_task
 
     noisy = generate_set("classify", 30, params, seed=2, noise_step_std=0.5)
     write_trajectories(tmp_path / "noisy.h5", noisy)
@@ -266,7 +270,7 @@ def test_noise_aware_monet_reads_the_localisation_precision():
 
 
 def test_noise_augmentation_keeps_the_sigma_column_true():
-    from temflow.models.monet_tasks import track_augment
+    from temflow.monet.data import track_augment
 
     # Tracks at rest that already carry sigma = 0.2; the augmentation adds std s.
     tracks = torch.cat([torch.zeros(3000, 400, 2), torch.full((3000, 400, 1), 0.2)], dim=-1)
@@ -282,7 +286,7 @@ def test_noise_augmentation_keeps_the_sigma_column_true():
     # Fresh tracks are noiseless: their sigma is reset before the new noise.
     params = {"fbm_alpha_range": [0.5, 0.5], "ctrw_alpha_range": [0.5, 0.5]}
     label = torch.tensor([0, 1, 2] * 10)
-    resim = track_augment(0.0, resimulate=("classify", params))
+    resim = track_augment(0.0, resimulate=(get_task("classify"), params))
     x = resim(tracks[:30, :100], label, gen)[0]
     assert x.shape == (30, 100, 3) and (x[..., 2] == 0).all()
 

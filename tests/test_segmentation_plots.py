@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 
 from temflow.evaluation import match_columns
-from temflow.plots.segmentation import (
-    f1_correlations,
-    f1_parameters,
-    f1_summary,
-    plot_detections,
-    plot_f1_by_parameter,
-    plot_f1_histograms,
-)
+from temflow.evaluation.f1 import f1_correlations, f1_parameters, f1_summary
+from temflow.plots.segmentation import plot_detections, plot_f1_by_parameter, plot_f1_histograms
+from temflow.segmentation import IMAGE_PARAMETERS
 
 
 def _tables() -> dict[tuple[str, str], pd.DataFrame]:
@@ -92,6 +87,8 @@ def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
                 "defocus_mean_A": rng.uniform(0, 40, 6),
                 "focal_spread_A": rng.uniform(10, 40, 6),
                 "Cs_A": rng.uniform(0, 30, 6),
+                "semiangle_cutoff_mrad": rng.uniform(35, 50, 6),
+                "blur_sigma_A": rng.uniform(0, 0.2, 6),
                 "sampling_A": np.full(6, 0.2),
             }
         )
@@ -105,8 +102,10 @@ def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
 
 def test_f1_correlations_on_constructed_tables() -> None:
     tables = _with_parameters()
-    c = f1_correlations(tables, f1_parameters(tables)).set_index(["network", "parameter"])
-    assert len(c) == 2 * 6
+    c = f1_correlations(tables, f1_parameters(tables, list(IMAGE_PARAMETERS))).set_index(
+        ["network", "parameter"]
+    )
+    assert len(c) == 2 * len(IMAGE_PARAMETERS)
     assert c.loc[("msdnet", "astigmatism_A"), "spearman_rho"] == pytest.approx(-1.0)
     assert c.loc[("msdnet", "dose_e_per_A2"), "spearman_rho"] == pytest.approx(1.0)
     assert c.loc[("msdnet", "astigmatism_A"), "p_value"] < 0.01
@@ -128,9 +127,9 @@ def test_f1_parameters_name_the_tables_that_lack_them() -> None:
     tables = _with_parameters()
     tables[("unet", "graphene")] = tables[("unet", "graphene")].drop(columns="Cs_A")
     with pytest.raises(ValueError, match=r"unet_graphene: Cs_A .*segmentation_evaluate"):
-        f1_parameters(tables)
+        f1_parameters(tables, list(IMAGE_PARAMETERS))
     with pytest.raises(ValueError, match="no evaluation tables"):
-        f1_parameters({})
+        f1_parameters({}, list(IMAGE_PARAMETERS))
 
 
 def test_f1_by_parameter_figure(tmp_path) -> None:

@@ -10,6 +10,7 @@ import torch
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import gaussian_targets
 from temflow.hrtem.shards import ImageRecord, write_shard
+from temflow.segmentation.card import check_fits, load_segmenter, resolve_threshold
 from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
@@ -20,20 +21,19 @@ from temflow.segmentation.data import (
     normalise,
     subset,
 )
-from temflow.segmentation.pipeline import (
-    THRESHOLD_GRID,
-    calibrate_threshold,
-    class_weights,
-    detect_columns,
-    evaluation_table,
-    load_segmentation_model,
-    resolve_threshold,
-    train_segmentation,
-    weighted_mse_loss,
-)
+from temflow.segmentation.detect import THRESHOLD_GRID, calibrate_threshold, detect_columns
+from temflow.segmentation.evaluate import evaluation_table
+from temflow.segmentation.train import class_weights, train_segmentation, weighted_mse_loss
 from temflow.training import TrainConfig
 
 CLASSES = ("Mo", "S2", "S1")
+
+
+def load_segmentation_model(path, net: str, data: ColumnImages):
+    """The one loader plus the check against the data, as the evaluation runs them."""
+    model, card = load_segmenter(path, net)
+    check_fits(card, data, path)
+    return model, card
 
 
 def synthetic(n: int, size: int = 40, sampling: float = 0.25, seed: int = 0) -> ColumnImages:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from temflow.hrtem.shards import open_dataset
-from temflow.plots.segmentation import F1_PARAMETERS
+from temflow.segmentation import IMAGE_PARAMETERS
 
 NETS, SUBSTRATES = ("msdnet", "unet"), ("bare", "graphene")
 
@@ -100,7 +100,7 @@ def test_summary_and_figures(workflow_results) -> None:
         assert row["mean_f1"] == pytest.approx(table["f1"].mean(), abs=1e-5)
         assert row["median_f1"] == pytest.approx(table["f1"].median(), abs=1e-5)
     correlations = pd.read_csv(workflow_results / "eval" / "f1_by_parameter.csv")
-    assert len(correlations) == len(summary) * len(F1_PARAMETERS)
+    assert len(correlations) == len(summary) * len(IMAGE_PARAMETERS)
     assert correlations["spearman_rho"].dropna().between(-1, 1).all()
     for name in ("f1_histograms", "detections", "f1_by_parameter"):
         for ext in ("png", "pdf"):

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from temflow.errors import TemflowError
-from temflow.training import TrainConfig, resolve_device, train
+from temflow.training import TrainConfig, torch_device, train
 
 
 def _data(n: int = 256, sign: float = 1.0, seed: int = 0) -> TensorDataset:
@@ -237,8 +237,8 @@ def test_bad_training_input():
     with pytest.raises(TemflowError, match="bogus"):
         TrainConfig.from_dict({"epochs": 1, "bogus": 2})
     with pytest.raises(TemflowError, match="device"):
-        resolve_device("tpu")
+        torch_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(TemflowError, match="CUDA"):
-            resolve_device("gpu")
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+            torch_device("gpu")
+    assert torch_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

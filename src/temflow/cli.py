@@ -72,9 +72,11 @@ def _classify(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from temflow.apply import images as im
     from temflow.apply import segment as sg
+    from temflow.plots.apply import plot_overlay
+    from temflow.segmentation.card import find_default_model, load_segmenter
 
-    model_path = args.model or sg.find_default_model(args.models)
-    model, card = sg.load_segmenter(model_path)
+    model_path = args.model or find_default_model(args.models)
+    model, card = load_segmenter(model_path)
     series = im.read_focal_series(args.images, args.sampling, channels=int(card["in_channels"]))
     result = sg.segment_series(
         series,
@@ -98,7 +100,7 @@ def _segment(args: argparse.Namespace) -> int:
                 args.overlay if n == 1 else args.overlay.with_stem(f"{args.overlay.stem}_{k:03d}")
             )
             cols = result.columns[result.columns.image == k]
-            sg.plot_overlay(img, cols, result.sampling_A[k], path, list(card["classes"]))
+            plot_overlay(img, cols, result.sampling_A[k], path, list(card["classes"]))
             written.append(str(path))
     counts = result.columns["class"].value_counts()
     lo, hi = result.sampling_range_A

@@ -75,7 +75,7 @@ rule segmentation_evaluate:
 rule segmentation_figures:
     input:
         evals=SEG_EVALS,
-        models=SEG_MODELS,
+        models=expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["figure"]["substrate"]),
         val=seg_shards(SEG["figure"]["substrate"], "val"),
     output:
         histograms=report(

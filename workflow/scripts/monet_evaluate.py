@@ -2,7 +2,7 @@
 
 import torch
 
-from temflow.models.monet_tasks import evaluate_task
+from temflow.monet.evaluate import evaluate_task
 from temflow.workflow import script_context
 
 with script_context(snakemake) as log:  # noqa: F821

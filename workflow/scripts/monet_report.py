@@ -3,7 +3,7 @@
 import pandas as pd
 
 from temflow.io import atomic_path
-from temflow.models.monet_tasks import summarise
+from temflow.monet.evaluate import summarise
 from temflow.plots.monet import plot_alpha, plot_confusion
 from temflow.workflow import script_context
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from temflow.models.monet_tasks import train_task
+from temflow.monet.train import train_task
 from temflow.seeding import derive_seed
 from temflow.workflow import script_context
 

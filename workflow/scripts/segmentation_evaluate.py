@@ -1,7 +1,7 @@
 """Per-image precision / recall / F1 of one trained network on its validation set."""
 
 from temflow.io import atomic_path
-from temflow.segmentation.pipeline import evaluate_segmentation
+from temflow.segmentation.evaluate import evaluate_segmentation
 from temflow.workflow import script_context
 
 with script_context(snakemake) as log:  # noqa: F821

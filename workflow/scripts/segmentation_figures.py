@@ -1,54 +1,42 @@
 """F1 histograms (Fig. 2), detections on one validation focal series (Fig. 1), summary,
 F1 against the microscope parameters (figure and rank correlations)."""
 
-from pathlib import Path
-
 import pandas as pd
 
-from temflow.plots.segmentation import (
-    plot_detections,
-    plot_f1_by_parameter,
-    plot_f1_histograms,
-    write_f1_correlations,
-    write_summary,
-)
-from temflow.segmentation.data import load_column_images, subset
-from temflow.segmentation.pipeline import (
-    detect_columns,
-    load_segmentation_model,
-    resolve_threshold,
-)
+from temflow.evaluation.f1 import write_f1_correlations, write_summary
+from temflow.plots.segmentation import plot_detections, plot_f1_by_parameter, plot_f1_histograms
+from temflow.segmentation import IMAGE_PARAMETERS
+from temflow.segmentation.evaluate import figure_detections, read_evaluation_tables
 from temflow.workflow import script_context
 
 with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
-    tables = {tuple(Path(f).stem.rsplit("_", 1)): pd.read_csv(f) for f in sm.input.evals}
+    # input.evals is expand(net=networks, substrate=substrates): network-major order
+    tables = read_evaluation_tables(sm.input.evals, p.networks, p.substrates)
     write_summary(tables, sm.output.summary)
     plot_f1_histograms(tables, sm.output.histograms, dpi=p.dpi)
-    write_f1_correlations(tables, sm.output.correlations)
+    write_f1_correlations(tables, list(IMAGE_PARAMETERS), sm.output.correlations)
     plot_f1_by_parameter(tables, sm.output.by_parameter, dpi=p.dpi)
-    one = subset(load_column_images(sm.input.val), [p.figure_image])
-    dets = {}
-    for net in p.networks:
-        path = next(m for m in sm.input.models if Path(m).stem == f"{net}_{p.figure_substrate}")
-        model, card = load_segmentation_model(path, net, one)
-        d = detect_columns(
-            model,
-            one,
-            resolve_threshold(p.peak_threshold, card, path),
-            p.min_separation_A,
-            p.match_radius_A,
-            p.border_A,
-            device="cpu",
-        )[0]
-        dets[net] = (d.xy_A, d.class_index, d.match.false_positives(), d.match.misses())
+    one, dets = figure_detections(
+        dict(zip(p.networks, sm.input.models, strict=True)),
+        sm.input.val,
+        p.figure_image,
+        p.peak_threshold,
+        p.min_separation_A,
+        p.match_radius_A,
+        p.border_A,
+    )
+    truth = next(iter(dets.values()))
     plot_detections(
         one.images[0],
         float(one.sampling_A[0]),
-        d.true_xy_A,
-        d.true_class,
-        dets,
+        truth.true_xy_A,
+        truth.true_class,
+        {
+            net: (d.xy_A, d.class_index, d.match.false_positives(), d.match.misses())
+            for net, d in dets.items()
+        },
         one.classes,
         sm.output.detections,
         defoci_A=one.defoci_A[0] if one.defoci_A else None,

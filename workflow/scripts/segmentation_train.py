@@ -2,7 +2,7 @@
 
 from temflow.seeding import derive_seed
 from temflow.segmentation.data import holdout_split, load_column_images
-from temflow.segmentation.pipeline import train_segmentation
+from temflow.segmentation.train import train_segmentation
 from temflow.training import TrainConfig
 from temflow.workflow import script_context
 
@@ -28,7 +28,6 @@ with script_context(snakemake) as log:  # noqa: F821
         {"train": sm.input.train},
         substrate=substrate,
         crop_px=p.crop_px,
-        detection=p.detection,
         class_weighting=p.class_weights,
     )
     log.info("wrote %s (%s)", sm.output.model, card["metrics"])

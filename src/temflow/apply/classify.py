@@ -2,7 +2,7 @@
 
 Three trained networks are used: the classifier (brownian / fbm / ctrw) and the FBM and
 CTRW alpha regressors (``results/models/monet_{classify,fbm_alpha,ctrw_alpha}.pt``). They
-are loaded with :func:`temflow.training.load_model`, which checks each card; MoNet itself
+are loaded with :func:`temflow.monet.card.load_monet`, which checks each card; MoNet itself
 normalises every axis of every window (see :mod:`temflow.models.monet`), so positions may
 be in any unit (pixels, nm).
 
@@ -35,14 +35,16 @@ from temflow.apply.tracks import TrackReport, cut_windows, read_tracks
 from temflow.errors import TemflowError
 from temflow.io import atomic_path
 from temflow.models.monet import increments_and_std, noise_ratio, with_precision
-from temflow.models.monet_tasks import check_task
-from temflow.training import load_model, predict
+from temflow.monet.card import load_monet
+from temflow.monet.tasks import TASKS
+from temflow.training import predict
 from temflow.trajectories.io import CLASSES
 
 log = logging.getLogger(__name__)
 
-MODEL_TASKS = ("classify", "fbm_alpha", "ctrw_alpha")
-REGRESSOR_OF = {"fbm": "fbm_alpha", "ctrw": "ctrw_alpha"}
+MODEL_TASKS = tuple(TASKS)
+#: process -> the task that regresses its alpha
+REGRESSOR_OF = {t.process: t.name for t in TASKS.values() if t.process}
 TRACK_COLUMNS = (
     ["track_id", "status", "reason", "n_frames", "first_frame", "last_frame"]
     + ["n_gaps", "n_missing_frames", "n_duplicate_frames", "n_segments", "longest_segment"]
@@ -71,20 +73,9 @@ def load_monet_models(paths: dict[str, str | Path]) -> MoNetModels:
     """Load and check the classifier and both regressors; they must share one track length."""
     models, cards, lengths = {}, {}, {}
     for task in MODEL_TASKS:
-        spec = check_task(task)
         path = Path(paths[task])
-        model, card = load_model(
-            path,
-            expected={
-                "architecture": {"class": "MoNet", "args": spec["model"]},
-                "classes": spec["classes"],
-            },
-        )
-        length = (card.get("input") or {}).get("length_frames")
-        if not isinstance(length, int) or length < 2:
-            raise TemflowError(
-                f"{path}: model card has no input.length_frames (the trained track length)"
-            )
+        model, card = load_monet(path, task)
+        length = card["input"]["length_frames"]
         models[task], cards[task], lengths[task] = model, card, length
     if len(set(lengths.values())) != 1:
         detail = ", ".join(f"{paths[t]}: {n}" for t, n in lengths.items())

@@ -1,7 +1,7 @@
 """``temflow segment``: atomic columns in users' focal series with a trained MSD-net / U-net.
 
 Steps per image: keep the image's pixel size when it lies inside the range the model was
-trained on (the card's ``sampling_range_A``; older cards: their one ``sampling_A``), else
+trained on (the card's ``sampling_range_A``), else
 resample it to the nearest end of that range (:func:`resample`, logged); normalise
 each channel over the WHOLE image (zero mean, unit std — the training normalisation of
 :func:`temflow.segmentation.data.normalise`), run the network over overlapping tiles,
@@ -11,11 +11,12 @@ workflow's evaluation does) and report them in the input's Angstrom frame
 
 Tiles: the image is cut into cores of ``tile_px`` with a ``margin_px`` of context on each
 side; only the core of each tile's output is kept. With a margin of at least the
-network's receptive-field radius (the default) every kept output pixel sees exactly the
-pixels it would see in a whole-image pass, so the result does not depend on where tile
-borders fall. For the U-net the image is first reflect-padded (bottom/right) to a
-multiple of ``2**depth`` and tile corners lie on that grid, so pooling windows line up
-with the whole-image pass too.
+network's receptive radius (the default; each network declares ``receptive_radius_px``)
+every kept output pixel sees exactly the pixels it would see in a whole-image pass, so
+the result does not depend on where tile borders fall. Where the network declares a
+``tile_alignment_px`` above 1 (the U-net: ``2**depth``) the image is first reflect-padded
+(bottom/right) to a multiple of it and tile corners lie on that grid, so pooling windows
+line up with the whole-image pass too.
 
 ``confidence`` is the class map's value at the peak: the networks are trained to output
 unit-height Gaussians at columns, so 1 is a perfectly predicted column and values near
@@ -37,83 +38,11 @@ from torch import nn
 from temflow.apply.images import FocalSeries, resample
 from temflow.errors import TemflowError
 from temflow.evaluation import find_peaks_per_class
+from temflow.segmentation.card import calibrated_threshold, card_sampling_range
 from temflow.segmentation.data import normalise
-from temflow.segmentation.pipeline import NETWORKS, calibrated_threshold, card_sampling_range
-from temflow.training import load_model, resolve_device
+from temflow.training import torch_device
 
 log = logging.getLogger(__name__)
-CARD_KEYS = ("classes", "in_channels", "sampling_A")
-
-
-def find_default_model(models_dir: str | Path) -> Path:
-    """The newest (modification time) segmentation checkpoint in ``models_dir``: a
-    ``*.pt`` whose ``.json`` card names an MSD-net or U-net architecture."""
-    import json
-
-    models_dir = Path(models_dir)
-    found = []
-    for pt in models_dir.glob("*.pt"):
-        card = pt.with_suffix(".json")
-        try:
-            arch = json.loads(card.read_text()).get("architecture", {}).get("class")
-        except (OSError, ValueError):
-            continue
-        if arch in {cls.__name__ for cls in NETWORKS.values()}:
-            found.append(pt)
-    if not found:
-        raise TemflowError(
-            f"{models_dir}: no trained segmentation model (msdnet_*.pt / unet_*.pt with a "
-            ".json card); train one with the workflow or pass --model"
-        )
-    return max(found, key=lambda p: (p.stat().st_mtime, p.name))
-
-
-def load_segmenter(path: str | Path) -> tuple[nn.Module, dict]:
-    """Load an MSD-net or U-net checkpoint and check its card has what ``segment`` needs."""
-    import json
-
-    path = Path(path)
-    card_file = path.with_suffix(".json")
-    try:
-        arch = json.loads(card_file.read_text())["architecture"]["class"]
-    except FileNotFoundError:
-        raise TemflowError(f"{card_file}: model card not found beside {path}") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise TemflowError(f"{card_file}: not a model card ({err})") from err
-    classes = {cls.__name__: cls for cls in NETWORKS.values()}
-    if arch not in classes:
-        raise TemflowError(
-            f"{path}: architecture {arch!r} is not a segmentation network "
-            f"(expected one of {sorted(classes)})"
-        )
-    model, card = load_model(path, factory=classes[arch])
-    missing = [k for k in CARD_KEYS if k not in card]
-    if missing:
-        raise TemflowError(f"{card_file}: model card lacks {', '.join(missing)}")
-    if int(card["in_channels"]) != int(card["architecture"]["args"].get("in_channels", -1)):
-        raise TemflowError(f"{card_file}: in_channels differs from the architecture's")
-    if len(card["classes"]) != int(card["architecture"]["args"].get("out_channels", -1)):
-        raise TemflowError(f"{card_file}: {len(card['classes'])} classes but a different "
-                           "number of output maps")  # fmt: skip
-    return model, card
-
-
-def receptive_radius(model: nn.Module) -> int:
-    """Pixels of context on each side that one output pixel depends on (upper bound)."""
-    if hasattr(model, "receptive_field") and not callable(model.receptive_field):
-        return int(model.receptive_field) // 2
-    if hasattr(model, "depth") and hasattr(model, "base_width"):  # U-net
-        # two 3x3 convs per level on each side of the U plus pooling / up-convolutions:
-        # at level k every such layer widens the field by 2**k input pixels per side.
-        return 8 * 2 ** int(model.depth)
-    raise TemflowError(f"{type(model).__name__}: unknown receptive field; pass --margin")
-
-
-def tile_alignment(model: nn.Module) -> int:
-    """Tile corners must lie on this grid (U-net: 2**depth; MSD-net: 1)."""
-    if hasattr(model, "base_width"):
-        return 2 ** int(model.depth)
-    return 1
 
 
 def predict_tiled(
@@ -124,8 +53,8 @@ def predict_tiled(
     margin_px: int | None = None,
 ) -> np.ndarray:
     """Per-class maps (K, H, W) for one normalised image (C, H, W), tile by tile."""
-    margin = receptive_radius(model) if margin_px is None else int(margin_px)
-    align = tile_alignment(model)
+    margin = model.receptive_radius_px if margin_px is None else int(margin_px)
+    align = model.tile_alignment_px
     if tile_px < 1 or margin < 0:
         raise TemflowError(f"tiles: expected tile_px >= 1 and margin >= 0, got {tile_px}, {margin}")
     c, h, w = image.shape
@@ -235,7 +164,7 @@ def segment_series(
             )
         images.append(img)
         samplings.append(s)
-    dev = resolve_device(device)
+    dev = torch_device(device)
     rows, maps = [], []
     classes = list(card["classes"])
     for n, (img, s) in enumerate(zip(images, samplings, strict=True)):
@@ -265,24 +194,3 @@ def segment_series(
         trained,
         str(dev),
     )
-
-
-def plot_overlay(image: np.ndarray, columns: pd.DataFrame, sampling_A: float, path: str | Path,
-                 classes: list[str], dpi: int = 150) -> None:  # fmt: skip
-    """The middle focal image with the detected columns marked by class."""
-    from temflow.plots import plt, save_figure
-
-    ch = image[len(image) // 2]
-    h, w = ch.shape
-    fig, ax = plt.subplots(figsize=(6, 6 * h / max(w, 1)))
-    ax.imshow(ch, cmap="gray", extent=(-0.5 * sampling_A, (w - 0.5) * sampling_A,
-                                       (h - 0.5) * sampling_A, -0.5 * sampling_A))  # fmt: skip
-    colours = ["tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple"]
-    for k, name in enumerate(classes):
-        sel = columns[columns["class"] == name]
-        ax.scatter(sel.x_A, sel.y_A, s=12, facecolors="none", edgecolors=colours[k % 5],
-                   linewidths=0.8, label=f"{name} ({len(sel)})")  # fmt: skip
-    ax.set_xlabel("x (A)")
-    ax.set_ylabel("y (A)")
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
-    save_figure(fig, path, dpi=dpi, pdf=False)

@@ -92,6 +92,16 @@ class _MSDNetBase(nn.Module):
         """Side length in pixels of the receptive field of one output pixel."""
         return msd_receptive_field(self.depth, self.width, self.n_dilations)
 
+    @property
+    def receptive_radius_px(self) -> int:
+        """Pixels of context on each side that one output pixel depends on."""
+        return self.receptive_field // 2
+
+    @property
+    def tile_alignment_px(self) -> int:
+        """Convolutions only: any tile corner gives the whole-image result."""
+        return 1
+
     def architecture(self) -> dict[str, int]:
         """Constructor arguments (stored in the model card)."""
         return {

@@ -65,6 +65,18 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, 1)
         self.hparams = self.architecture()
 
+    @property
+    def receptive_radius_px(self) -> int:
+        """Pixels of context on each side that one output pixel depends on (upper bound):
+        at level k each of the 3x3 convolutions on either side of the U widens the field
+        by 2**k input pixels per side, pooling and up-convolutions included."""
+        return 8 * 2**self.depth
+
+    @property
+    def tile_alignment_px(self) -> int:
+        """Tile corners on a 2**depth grid keep the pooling windows of a whole-image pass."""
+        return 2**self.depth
+
     def architecture(self) -> dict[str, int]:
         """Constructor arguments (stored in the model card)."""
         return {

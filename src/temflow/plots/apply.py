@@ -43,3 +43,35 @@ def plot_track_classes(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=dpi)
+
+
+def plot_overlay(
+    image: np.ndarray,
+    columns: pd.DataFrame,
+    sampling_A: float,
+    path: str | Path,
+    classes: list[str],
+    dpi: int = 150,
+) -> None:
+    """The middle focal image with the detected columns marked by class."""
+    ch = image[len(image) // 2]
+    h, w = ch.shape
+    fig, ax = plt.subplots(figsize=(6, 6 * h / max(w, 1)))
+    extent = (-0.5 * sampling_A, (w - 0.5) * sampling_A, (h - 0.5) * sampling_A, -0.5 * sampling_A)
+    ax.imshow(ch, cmap="gray", extent=extent)
+    colours = ["tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple"]
+    for k, name in enumerate(classes):
+        sel = columns[columns["class"] == name]
+        ax.scatter(
+            sel.x_A,
+            sel.y_A,
+            s=12,
+            facecolors="none",
+            edgecolors=colours[k % 5],
+            linewidths=0.8,
+            label=f"{name} ({len(sel)})",
+        )
+    ax.set_xlabel("x (A)")
+    ax.set_ylabel("y (A)")
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
+    save_figure(fig, path, dpi=dpi, pdf=False)

@@ -1,22 +1,27 @@
-"""Atomic-column segmentation of HR-TEM focal series: data, training, evaluation.
+"""The column-segmentation application: atomic columns in HR-TEM focal series.
 
-:mod:`temflow.segmentation.data` turns HR-TEM shards into a torch Dataset of normalised
-focal series and Gaussian target maps (with dihedral augmentation);
-:mod:`temflow.segmentation.pipeline` trains MSD-net / U-net with the shared loop
-(:mod:`temflow.training`) and evaluates them per image (:mod:`temflow.evaluation`).
+* :mod:`~temflow.segmentation.data`: HR-TEM shards as normalised focal series and
+  Gaussian target maps (a torch Dataset), dihedral augmentation, hold-out splits;
+* :mod:`~temflow.segmentation.train`: MSD-net / U-net training with the shared loop
+  (:mod:`temflow.training`);
+* :mod:`~temflow.segmentation.detect`: class maps -> peaks -> matches, and the peak
+  threshold calibrated on held-out images;
+* :mod:`~temflow.segmentation.card`: loading a trained network with its card checks;
+* :mod:`~temflow.segmentation.evaluate`: per-image scores of a validation set.
 """
 
-#: Per-image simulation parameters copied from the shards into the evaluation table, so
-#: that F1 can be read against the conditions an image was simulated under
-#: (:func:`temflow.segmentation.pipeline.image_parameters`). ``defocus_mean_A`` is the
-#: mean of the focal series' defoci. Defined here, free of torch, so that the workflow
-#: can pass it to its evaluation rule without importing the networks.
-IMAGE_PARAMETERS = (
-    "dose_e_per_A2",
-    "defocus_mean_A",
-    "astigmatism_A",
-    "Cs_A",
-    "focal_spread_A",
-    "semiangle_cutoff_mrad",
-    "blur_sigma_A",
-)
+#: Per-image simulation parameters (evaluation-table columns), with the axis labels of
+#: the F1-against-parameter figure: F1 is read against the conditions an image was
+#: simulated under. ``defocus_mean_A`` is the mean of the focal series' defoci; all but
+#: ``sampling_A`` are copied from the shards. Free of torch, so that the workflow can
+#: pass it to its rules without importing the networks.
+IMAGE_PARAMETERS: dict[str, str] = {
+    "dose_e_per_A2": "dose (e/A$^2$)",
+    "defocus_mean_A": "mean defocus of the focal series (A)",
+    "astigmatism_A": "astigmatism (A)",
+    "Cs_A": "C$_s$ (A)",
+    "focal_spread_A": "focal spread (A)",
+    "semiangle_cutoff_mrad": "objective aperture semiangle (mrad)",
+    "blur_sigma_A": "blur (A)",
+    "sampling_A": "pixel size (A)",
+}

@@ -13,7 +13,7 @@ See :mod:`temflow.training.loop` for the full contract (datasets, hooks, resume)
 """
 
 from temflow.training.cards import load_model, save_model, sha256_file
-from temflow.training.device import autocast, resolve_amp, resolve_device
+from temflow.training.device import autocast, resolve_amp, torch_device
 from temflow.training.loop import TrainConfig, TrainResult, predict, seed_everything, train
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "load_model",
     "predict",
     "resolve_amp",
-    "resolve_device",
+    "torch_device",
     "save_model",
     "seed_everything",
     "sha256_file",

@@ -87,22 +87,31 @@ def _mismatches(expected: Any, actual: Any, where: str) -> list[str]:
     return []
 
 
-def _default_factory(class_name: str) -> Callable[..., nn.Module]:
-    import temflow.models as models
+#: What rebuilds a network from its card: one model class, or class name -> class.
+Factory = Callable[..., nn.Module] | Mapping[str, Callable[..., nn.Module]]
 
-    factory = getattr(models, class_name, None)
-    if factory is None:
-        raise TemflowError(f"model card: unknown architecture class {class_name!r}")
-    return factory
+
+def _builder(factory: Factory, class_name: str, path_pt: Path) -> Callable[..., nn.Module]:
+    if not isinstance(factory, Mapping):
+        return factory
+    if class_name not in factory:
+        raise TemflowError(
+            f"{path_pt}: architecture {class_name!r} is not one of {sorted(factory)}"
+        )
+    return factory[class_name]
 
 
 def load_model(
     path_pt: str | Path,
+    factory: Factory,
     expected: Mapping[str, Any] | None = None,
-    factory: Callable[..., nn.Module] | None = None,
     map_location: str | torch.device = "cpu",
 ) -> tuple[nn.Module, dict]:
     """Rebuild a saved network from its card; return (model in eval mode, card).
+
+    ``factory`` builds the network from the card's ``architecture.args``: a model class,
+    or a mapping from the card's ``architecture.class`` to classes (the caller's layer
+    knows its networks; this one does not import them).
 
     ``expected`` is a nested subset of the card that must match exactly, e.g.
     ``{"architecture": {"class": "MoNet", "args": {"task": "classify"}},
@@ -125,7 +134,7 @@ def load_model(
     if problems:
         raise TemflowError(f"{path_pt}: " + "; ".join(problems))
     arch = card.get("architecture") or {}
-    build = factory or _default_factory(arch.get("class", "?"))
+    build = _builder(factory, arch.get("class", "?"), path_pt)
     try:
         model = build(**arch.get("args", {}))
         model.load_state_dict(state, strict=True)

@@ -14,7 +14,7 @@ DEVICES = ("auto", "cpu", "cuda", "gpu")
 AMP_MODES = ("none", "bf16", "fp16")
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+def torch_device(device: str = "auto") -> torch.device:
     """``auto`` -> CUDA when torch sees a GPU, else CPU; ``gpu``/``cuda`` require one.
 
     The choice is logged (the rule log then says where a job ran).

@@ -59,7 +59,7 @@ from temflow.errors import TemflowError
 from temflow.io import atomic_path
 from temflow.seeding import derive_seed
 from temflow.training.device import autocast as _autocast
-from temflow.training.device import resolve_amp, resolve_device
+from temflow.training.device import resolve_amp, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def train(
     """Train ``model`` with Adam and early stopping on validation loss; see the module doc."""
     if len(train_dataset) == 0 or len(val_dataset) == 0:  # type: ignore[arg-type]
         raise TemflowError("training: the training and validation sets must not be empty")
-    device = resolve_device(config.device)
+    device = torch_device(config.device)
     amp_dtype = resolve_amp(config.amp, device)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = config.deterministic
@@ -486,7 +486,7 @@ def predict(
     model: nn.Module, inputs: torch.Tensor, batch_size: int = 256, device: str = "auto"
 ) -> torch.Tensor:
     """Model outputs for a tensor of inputs, in batches, on the CPU (eval mode, no grad)."""
-    dev = resolve_device(device)
+    dev = torch_device(device)
     model.to(dev).eval()
     out = []
     with torch.no_grad():
