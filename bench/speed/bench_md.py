@@ -1,21 +1,16 @@
 """MD throughput: temflow's run_langevin (sampling, unwrapping, statistics) against a bare
 asap3 Langevin loop on the same system, in one run.
 
-    .venv/bin/python bench/bench_md.py [--repeats 5] [--steps 5000]
+    .venv/bin/python -m bench.speed.bench_md [--repeats 5] [--steps 5000]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from common import interleaved_median_times, print_table, write_result  # noqa: E402
-
-from temflow.md.dynamics import make_calculator, relax, run_langevin  # noqa: E402
-from temflow.md.structures import graphene_sheet, mos2_sheet  # noqa: E402
+from bench.common import interleaved_median_times, print_table, write_result
+from temflow.md.dynamics import make_calculator, relax, run_langevin
+from temflow.md.structures import graphene_sheet, mos2_sheet
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ reports the file size, the write time and the time to read every image with its 
 (``open_dataset(...)[i]`` for all i, warm page cache, median of ``--repeats``), plus the
 input file as it was.
 
-    python bench/bench_shards.py SHARD.h5 [SHARD.h5 ...] [--repeats 5]
+    python -m bench.speed.bench_shards SHARD.h5 [SHARD.h5 ...] [--repeats 5]
 
 Prints a table and writes results/bench/shards.json (machine and versions included).
 """
@@ -14,17 +14,14 @@ Prints a table and writes results/bench/shards.json (machine and versions includ
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import h5py
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_median_times, print_table, write_result  # noqa: E402
-
-from temflow.hrtem.shards import (  # noqa: E402
+from bench.common import interleaved_median_times, print_table, write_result
+from temflow.hrtem.shards import (
     COMPRESSION,
     ImageRecord,
     open_dataset,

@@ -16,7 +16,7 @@ recognised (MoNet misses at most a few in 3,000), and reports
 
 Prints the tables last and writes results/bench/monet_bayes.json.
 
-    PYTHONPATH=src python bench/bench_monet_bayes.py \
+    PYTHONPATH=src python -m bench.studies.bench_monet_bayes \
         --trajectories /tmp/paper_monet3/trajectories --fbm-alpha-range 0.2 0.96
 """
 
@@ -26,10 +26,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import print_table, write_result
 from scipy.special import expit, logsumexp
 from tqdm import tqdm
 
+from bench.common import print_table, write_result
 from temflow.trajectories import CLASSES, read_trajectories
 from temflow.trajectories.likelihood import log_likelihoods
 

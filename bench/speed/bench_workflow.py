@@ -2,7 +2,7 @@
 along the critical path of the rule graph.
 
     .venv/bin/snakemake --cores all [--configfile config/config.yaml]     # the run itself
-    .venv/bin/python bench/bench_workflow.py [--configfile config/config.yaml]
+    .venv/bin/python -m bench.speed.bench_workflow [--configfile config/config.yaml]
 
 Per rule: number of jobs, summed job seconds and the longest job. Critical path: the
 longest chain through Snakemake's rule graph where each rule counts with its longest job
@@ -22,11 +22,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench.common import print_table, write_result
 
-from common import print_table, write_result  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rule_graph(configfile: str) -> dict[str, set[str]]:

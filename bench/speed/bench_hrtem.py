@@ -21,7 +21,8 @@ Two ratios come out of one run:
   (dask's synchronous scheduler), which separates the gain of the path from that of
   the parallel layout.
 
-    PYTHONPATH=src python bench/bench_hrtem.py --n-samples 6 --n-configs 8 --threads 2 --workers 2
+    PYTHONPATH=src python -m bench.speed.bench_hrtem --n-samples 6 --n-configs 8 \
+        --threads 2 --workers 2
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from temflow.io import atomic_path, software_versions
 
 # The default config's sample and microscope ranges, so the benchmark follows them.
 _DEFAULTS = yaml.safe_load(
-    (Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text()
+    (Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text()
 )
 SAMPLE = _DEFAULTS["hrtem"]["sample"]
 MICROSCOPE = _DEFAULTS["hrtem"]["microscope"]

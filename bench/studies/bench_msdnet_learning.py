@@ -9,7 +9,7 @@ learning rate is constant or follows a cosine decay to zero over ``--steps``;
 ``--max-minutes`` ends the run early at an evaluation. Prints a table last and writes
 results/bench/{--name}.json after every evaluation.
 
-    PYTHONPATH=src python bench/bench_msdnet_learning.py --shards /tmp/default_run/hrtem \
+    PYTHONPATH=src python -m bench.studies.bench_msdnet_learning --shards /tmp/default_run/hrtem \
         --substrate bare --learning-rate 0.01 --steps 2500 --every 500
 """
 
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import torch
-from common import print_table, write_result
 
+from bench.common import print_table, write_result
 from temflow.models.msdnet import _MSDDense
 from temflow.segmentation.data import (
     SegmentationDataset,

@@ -10,8 +10,9 @@ spread is that of the training alone. The workflow's own run is ``--seeds`` = th
 each seed's per-image evaluation table (as the workflow writes it) goes to
 ``{--work}/{net}_{substrate}_seed{seed}/eval.csv``.
 
-    PYTHONPATH=src python bench/bench_segmentation_seeds.py --configfile config/config.yaml \
-        --results /tmp/default_run --net msdnet --substrate graphene --seeds 1 2
+    PYTHONPATH=src python -m bench.studies.bench_segmentation_seeds \
+        --configfile config/config.yaml --results /tmp/default_run --net msdnet \
+        --substrate graphene --seeds 1 2
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from common import print_table, write_result
 
+from bench.common import print_table, write_result
 from temflow.seeding import derive_seed
 from temflow.segmentation.data import holdout_split, load_column_images
 from temflow.segmentation.detect import calibrate_model

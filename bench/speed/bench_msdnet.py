@@ -13,7 +13,7 @@ fixed so that freed tensors leave the RSS), plus the bytes
 of tensors autograd saves for backward (``saved_tensors_hooks``, unique storages).
 
 Usage:
-    python bench/bench_msdnet.py [--device cpu|cuda] [--depths 25 50 100] [--size 128]
+    python -m bench.speed.bench_msdnet [--device cpu|cuda] [--depths 25 50 100] [--size 128]
         [--batch 4] [--repeats 3] [--out results/bench/msdnet.json]
 """
 
@@ -193,7 +193,8 @@ def main() -> None:
             if a.device == "cpu":
                 cmd = [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "bench.speed.bench_msdnet",
                     "--one",
                     impl,
                     str(depth),

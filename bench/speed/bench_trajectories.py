@@ -6,7 +6,7 @@ numpy <= 1.26 and cannot live beside abtem (numpy >= 2), so it is measured in a 
 Python given by ``--andi-python /path/to/python`` (or $ANDI_PYTHON) whose environment has
 ``andi-datasets`` installed; without one, only ours is reported and the reason printed.
 
-    python bench/bench_trajectories.py [--n 10000] [--length 300] [--andi-python PY]
+    python -m bench.speed.bench_trajectories [--n 10000] [--length 300] [--andi-python PY]
 
 Prints a table and writes results/bench/trajectories.json.
 """

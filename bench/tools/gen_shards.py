@@ -5,7 +5,7 @@ seed, dataset name and shard index), so a learning-curve or throughput benchmark
 on a machine that has abTEM but not the workflow's tools (a lent GPU machine). A
 dataset's image count can be raised: its first shards are then the workflow's own.
 
-    PYTHONPATH=src python bench/gen_shards.py --configfile config/config.yaml \
+    PYTHONPATH=src python -m bench.tools.gen_shards --configfile config/config.yaml \
         --vibrations results/md/vibrations.csv --out /tmp/run/hrtem --workers 16 \
         --n-images train_bare=2000
 """
@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     args = ap.parse_args()
-    schema = yaml.safe_load((Path(__file__).parents[1] / "config/schema.yaml").read_text())
+    schema = yaml.safe_load((Path(__file__).parents[2] / "config/schema.yaml").read_text())
     config = fill_defaults(yaml.safe_load(args.configfile.read_text()) or {}, schema)
     hrtem, datasets = config["hrtem"], config["hrtem"]["datasets"]
     counts = {ds: spec["n_images"] for ds, spec in datasets.items()}

@@ -5,7 +5,7 @@ model sampling; whole-image normalisation, tiled network pass with the exact
 receptive-field margin, peak finding) for MSD-net and U-net at the architectures of the
 test / default / paper configs (weights random: speed does not depend on them).
 
-    python bench/bench_segment.py [--size 2048] [--device auto] [--configs test default]
+    python -m bench.speed.bench_segment [--size 2048] [--device auto] [--configs test default]
         [--repeats 1] [--tile 512]
 
 Prints a table and writes results/bench/segment.json (machine and versions included).
@@ -14,7 +14,6 @@ Prints a table and writes results/bench/segment.json (machine and versions inclu
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -22,12 +21,10 @@ import numpy as np
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_time, print_table, write_result  # noqa: E402
-
-from temflow.apply.images import FocalSeries  # noqa: E402
-from temflow.apply.segment import segment_series  # noqa: E402
-from temflow.models import MSDNet, UNet  # noqa: E402
+from bench.common import median_time, print_table, write_result
+from temflow.apply.images import FocalSeries
+from temflow.apply.segment import segment_series
+from temflow.models import MSDNet, UNet
 
 CONFIG_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.yaml"}
 
@@ -35,7 +32,7 @@ CONFIG_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.y
 def config_archs(name: str) -> dict[str, dict]:
     """The ``segmentation.msdnet`` / ``segmentation.unet`` arguments of a shipped config,
     read from config/ so that the benchmark follows the configs."""
-    path = Path(__file__).resolve().parents[1] / "config" / CONFIG_FILES[name]
+    path = Path(__file__).resolve().parents[2] / "config" / CONFIG_FILES[name]
     seg = yaml.safe_load(path.read_text())["segmentation"]
     return {"msdnet": dict(seg["msdnet"]), "unet": dict(seg["unet"])}
 

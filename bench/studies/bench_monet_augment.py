@@ -9,7 +9,7 @@ through ``monet_train`` / ``monet_evaluate``; this script varies the augmentatio
 regenerating data or retraining the other tasks. Prints a table last and writes
 results/bench/monet_augment_<task>.json.
 
-    PYTHONPATH=src python bench/bench_monet_augment.py \
+    PYTHONPATH=src python -m bench.studies.bench_monet_augment \
         --trajectories /tmp/paper_monet/trajectories --task classify \
         --noise 0.75 --rotate --epochs 20 --threads 1 --work /tmp/monet_aug
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from common import print_table, write_result
 
+from bench.common import print_table, write_result
 from temflow.evaluation.classification import accuracy
 from temflow.monet.card import load_monet
 from temflow.monet.data import inputs_of
