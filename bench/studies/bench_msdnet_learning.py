@@ -3,8 +3,9 @@
 Trains one network on HR-TEM shards of a finished run (random crops, dihedral
 augmentation, class-weighted MSE to Gaussian targets, as the workflow does) and scores
 the whole validation set every ``--every`` steps at fixed peak thresholds. Used to choose the
-default learning rate and step budget (BENCHMARKS.md). Runs on the GPU when torch sees
-one (``--device``), with bf16 autocast there as the workflow trains (``--amp``). The
+default learning rate and step budget (the segmentation studies in docs/README.md). Runs on
+the GPU when torch sees one (``--device``), with bf16 autocast there as the workflow trains
+(``--amp``). The
 learning rate is constant or follows a cosine decay to zero over ``--steps``;
 ``--max-minutes`` ends the run early at an evaluation. Prints a table last and writes
 results/bench/{--name}.json after every evaluation.
