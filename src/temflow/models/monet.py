@@ -17,9 +17,8 @@ weights doubles the evidence per trajectory and keeps the reference's parameter 
   dense stack reads the mean, so the evidence of both axes is pooled before any
   decision, as a likelihood ratio pools it (the axes share H, D and the noise level).
   ``classify`` returns log-softmax, ``regress`` ``alpha_max`` x sigmoid. The parameter
-  count is the same. The Bayes rule applied per axis with averaged posteriors falls
-  below the two-axis one; trained MoNets measured the same accuracy either way
-  (BENCHMARKS.md).
+  count is the same. ``outputs`` is the default because pooling did not make trained
+  classifiers more accurate (docs/2026-11-23-monet-pooling-fresh-tracks.md).
 
 Train ``classify`` with ``nll_loss`` in both cases.
 
@@ -30,12 +29,10 @@ track). Each axis gets one more feature next to its pooled branch features: the 
 sqrt(mean sigma^2) / std(increments of that axis), which is scale-free like the
 normalised increments (for Brownian motion it is sigma / sqrt(step^2 + 2 sigma^2),
 between 0 and 1/sqrt(2)). Localisation noise and FBM both anti-correlate successive
-increments; a network that knows the noise level can tell them apart as well as a Bayes
-rule that knows it (BENCHMARKS.md: 0.961 / 0.957 noiseless / half-step noise; a rule
-that must infer the noise level under the training priors measured there reaches at
-most 0.952 / 0.888, or 0.950 / 0.917 with a prior tuned to the test's noise). The ratio
-is clipped at 1: a larger one (a stuck track, or a precision larger than the scatter of
-the positions allows) lies outside anything seen in training.
+increments; a network told the noise level need not infer it from the track, which is
+what bounds one that is not (docs/2026-11-23-monet-bayes-bound.md). The ratio is
+clipped at 1: a larger one (a stuck track, or a precision larger than the scatter of the
+positions allows) lies outside anything seen in training.
 """
 
 from __future__ import annotations

@@ -80,9 +80,9 @@ class _MSDNetBase(nn.Module):
         self.final = nn.Conv2d(in_channels + depth * width, out_channels, kernel_size=1)
         # The output starts at zero. With a random final layer, the first Adam steps
         # shrink the large random output mostly by pushing ReLU channels negative, and a
-        # width-1 layer that dies stays dead: 7-9 of 24 channels in the default config's
-        # trained nets. From zero, none die and the loss after 2000 steps is ~20 % lower
-        # (BENCHMARKS.md). Gradients still reach every layer from the second step on.
+        # width-1 layer that dies stays dead. From zero, none die
+        # (docs/2026-11-23-msdnet-fixes.md). Gradients still reach every layer from the
+        # second step on.
         nn.init.zeros_(self.final.weight)
         nn.init.zeros_(self.final.bias)
         self.hparams = self.architecture()
@@ -143,11 +143,11 @@ def _conv_backward(
     padding) with respect to ``xp``, ``weight`` and the bias.
 
     On the CPU, PyTorch's generic backward of a dilated convolution is an im2col loop that
-    is about 10x slower than its forward (oneDNN). Both gradients are convolutions, so
+    is much slower than its forward (oneDNN). Both gradients are convolutions, so
     they are computed as forward convolutions: the input gradient is the zero-padded
     output gradient correlated with the flipped kernel (channels swapped); the weight
     gradient is a correlation of the input with the output gradient taken as the kernel,
-    batch and channels swapped, stride = dilation (bench/bench_msdnet.py measures it).
+    batch and channels swapped, stride = dilation (bench/speed/bench_msdnet.py measures it).
     Elsewhere (CUDA) the library's backward is used.
     """
     d = dilation
@@ -255,7 +255,7 @@ class MSDNetReference(_MSDNetBase):
     """MSD-net by per-layer concatenation and plain autograd (quadratic memory).
 
     Same parameters and state-dict keys as :class:`MSDNet`; used as the test reference
-    and as the baseline of bench/bench_msdnet.py.
+    and as the baseline of bench/speed/bench_msdnet.py.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
