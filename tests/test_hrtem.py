@@ -18,13 +18,9 @@ from scipy.ndimage import maximum_filter, minimum_filter
 
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, class_counts, find_columns, gaussian_targets
+from temflow.hrtem.config import HrtemConfig, MicroscopeConfig, SampleConfig, SimulationConfig
 from temflow.hrtem.generate import generate_shard, make_image, shard_sizes
-from temflow.hrtem.microscope import (
-    MicroscopeParams,
-    draw_output_sampling,
-    sample_microscope,
-    sampling_range,
-)
+from temflow.hrtem.microscope import MicroscopeParams, draw_output_sampling, sample_microscope
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
 from temflow.hrtem.simulate import (
@@ -68,6 +64,12 @@ TINY = {
         "output_sampling_A": [0.2, 0.24],  # per image: 40 to 48 px
     },
 }
+TINY_CONFIG = HrtemConfig.from_mapping(TINY)
+
+
+def sample_config(**changes) -> SampleConfig:
+    """TINY's sample section with ``changes``."""
+    return SampleConfig.from_mapping({**TINY["sample"], **changes})
 
 
 def rect_mos2(nx: int, ny: int, vacuum_A: float = 1.0) -> Atoms:
@@ -114,8 +116,10 @@ def fixed_params(defoci=(-30.0, 20.0, 70.0), **kw) -> MicroscopeParams:
 IMAGE_IN_A_NEW_PROCESS = """
 import sys, json
 import numpy as np, pandas as pd
+from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import make_image
-hrtem, cutoffs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+hrtem = HrtemConfig.from_mapping(json.loads(sys.argv[1]))
+cutoffs = json.loads(sys.argv[2])
 vib, out = pd.read_csv(sys.argv[3]), sys.argv[4]
 rec = make_image(hrtem, "graphene", 11, vib, cutoffs)
 np.save(out, rec.images)
@@ -161,7 +165,7 @@ def test_columns_outside_field_dropped_and_graphene_unlabelled():
     field = (atoms.cell[0, 0] / 2, atoms.cell[1, 1])
     cols = find_columns(atoms, field)
     assert (cols["x_A"] < field[0]).all() and len(cols) < 24
-    sample = make_sample(TINY["sample"], "graphene", np.random.default_rng(3), CUTOFFS)
+    sample = make_sample(TINY_CONFIG.sample, "graphene", np.random.default_rng(3), CUTOFFS)
     symbols = np.array(sample.atoms.get_chemical_symbols())
     cols = find_columns(sample.atoms, sample.field_A)
     n_mo = int((symbols == "Mo").sum())
@@ -169,8 +173,8 @@ def test_columns_outside_field_dropped_and_graphene_unlabelled():
 
 
 def test_sample_vacancies_and_cell():
-    params = {**TINY["sample"], "s_vacancy_fraction": [0.5, 0.5], "mo_vacancy_fraction": [0.0, 0.0]}
-    sample = make_sample(params, "none", np.random.default_rng(0), CUTOFFS)
+    config = sample_config(s_vacancy_fraction=[0.5, 0.5], mo_vacancy_fraction=[0.0, 0.0])
+    sample = make_sample(config, "none", np.random.default_rng(0), CUTOFFS)
     atoms = sample.atoms
     assert np.allclose(atoms.cell, np.diag([9.6, 9.6, atoms.cell[2, 2]]))
     assert atoms.positions[:, :2].min() >= 0 and (atoms.positions[:, 0] < 9.6).all()
@@ -199,13 +203,8 @@ def test_mo_columns_are_image_extrema_in_label_frame(sampling):
     make 257 points (prime), raised to an FFT-friendly size."""
     field = image_field((12.8, 12.8), sampling)
     assert (sampling == 0.05) == (potential_grid_sampling(field, 0.05) == 0.05)
-    params = {
-        **TINY["sample"],
-        "field_of_view_A": list(field),
-        "s_vacancy_fraction": [0.0, 0.0],
-        "mo_vacancy_fraction": [0.0, 0.0],
-    }
-    sample = make_sample(params, "none", np.random.default_rng(11), CUTOFFS)
+    config = sample_config(s_vacancy_fraction=[0.0, 0.0], mo_vacancy_fraction=[0.0, 0.0])
+    sample = make_sample(config, "none", np.random.default_rng(11), CUTOFFS, field_A=field)
     atoms = sample.atoms
     assert 0.1 < sample.info["mos2_angle_rad"] % (np.pi / 3) < np.pi / 3 - 0.1  # rotated
     cols = find_columns(atoms, sample.field_A)
@@ -236,8 +235,8 @@ def test_mo_columns_are_image_extrema_in_label_frame(sampling):
 def test_channel_order_and_defocus_sign_match_direct_abtem():
     import abtem
 
-    params = {**TINY["sample"], "field_of_view_A": [6.4, 6.4]}
-    atoms = make_sample(params, "none", np.random.default_rng(2), CUTOFFS).atoms
+    config = sample_config(field_of_view_A=[6.4, 6.4])
+    atoms = make_sample(config, "none", np.random.default_rng(2), CUTOFFS).atoms
     mp = fixed_params(focal_spread_A=20.0)
     series = exit_focal_series(
         atoms,
@@ -325,7 +324,7 @@ def test_microscope_defaults_contain_seed_values():
     assert m["defocus_centre_A"][0] <= centre <= m["defocus_centre_A"][1]
     assert list(centre + offsets) == [-30, 20, 70]
     assert m["dose_e_per_A2"][0] <= 1e2 and m["dose_e_per_A2"][1] >= 1e4
-    p = sample_microscope(m, np.random.default_rng(0))
+    p = sample_microscope(MicroscopeConfig.from_mapping(m), np.random.default_rng(0))
     assert np.all(np.diff(p.defoci_A) > 0) and m["dose_e_per_A2"][0] <= p.dose_e_per_A2
 
 
@@ -358,7 +357,7 @@ def _assert_same(a, b):
 def test_same_seed_same_shard_and_round_trip(tmp_path):
     paths = [tmp_path / f"r{i}" / "shard_0000.h5" for i in range(3)]
     for path, seed in zip(paths, (4, 4, 5), strict=True):
-        generate_shard(path, TINY, "train_graphene", "graphene", 0, 2, seed, VIB, CUTOFFS)
+        generate_shard(path, TINY_CONFIG, "train_graphene", "graphene", 0, 2, seed, VIB, CUTOFFS)
     first, second, other = (_read_everything(p) for p in paths)
     _assert_same(first, second)
     assert not np.array_equal(first["image_00000/images"], other["image_00000/images"])
@@ -369,7 +368,7 @@ def test_same_seed_same_shard_and_round_trip(tmp_path):
     assert images.dtype == np.float32 and images.shape[0] == 3
     assert list(cols.columns) == ["x_A", "y_A", "class"]
     # Each image is reproducible from its stored seed alone.
-    again = make_image(TINY, "graphene", meta["seed"], VIB, CUTOFFS)
+    again = make_image(TINY_CONFIG, "graphene", meta["seed"], VIB, CUTOFFS)
     np.testing.assert_array_equal(again.images, images)
     pd.testing.assert_frame_equal(again.columns, cols, check_dtype=False)
     np.testing.assert_array_equal(ds.atoms(3).positions, again.positions_A)
@@ -382,7 +381,7 @@ def test_output_sampling_per_image_shape_and_field(tmp_path):
     """Per image: sampling drawn in the range (and different), (H, W) = round(fov / s),
     cell = field = (W s, H s), columns inside it; all stored and read back; compressed."""
     path = tmp_path / "shard_0000.h5"
-    generate_shard(path, TINY, "val_bare", "none", 0, 3, 7, VIB, CUTOFFS)
+    generate_shard(path, TINY_CONFIG, "val_bare", "none", 0, 3, 7, VIB, CUTOFFS)
     ds = open_dataset(path)
     samplings = []
     for k, (images, cols, meta) in enumerate(ds):
@@ -405,15 +404,22 @@ def test_output_sampling_per_image_shape_and_field(tmp_path):
             assert f["image_00000"][name].compression == "gzip", name
 
 
+def output_sampling(value) -> tuple[float, float]:
+    """``hrtem.simulation.output_sampling_A`` as parsed by SimulationConfig."""
+    section = {**TINY["simulation"], "potential_sampling_A": 0.05, "output_sampling_A": value}
+    return SimulationConfig.from_mapping(section).output_sampling_A
+
+
 def test_sampling_range_draw_and_degenerate_range():
     rng = np.random.default_rng(0)
-    draws = [draw_output_sampling([0.095, 0.105], rng) for _ in range(200)]
+    draws = [draw_output_sampling((0.095, 0.105), rng) for _ in range(200)]
     assert 0.095 <= min(draws) < 0.096 and 0.104 < max(draws) <= 0.105
     # A single number is the degenerate range and draws nothing from the generator.
+    assert output_sampling(0.1) == (0.1, 0.1) and output_sampling([0.1, 0.2]) == (0.1, 0.2)
     a, b = np.random.default_rng(1), np.random.default_rng(1)
-    assert draw_output_sampling(0.1, a) == 0.1 == draw_output_sampling([0.1, 0.1], a)
+    assert draw_output_sampling(output_sampling(0.1), a) == 0.1
+    assert draw_output_sampling((0.1, 0.1), a) == 0.1
     assert a.random() == b.random()
-    assert sampling_range(0.1) == (0.1, 0.1) and sampling_range([0.1, 0.2]) == (0.1, 0.2)
 
 
 def test_potential_grid_is_fft_friendly():
@@ -505,27 +511,48 @@ def test_shard_sizes():
         ("microscope", "defocus_offsets_A", [], "defocus_offsets_A is empty"),
         ("microscope", "defocus_offsets_A", [0, 0, 50], "strictly increasing"),
         ("microscope", "dose_e_per_A2", [0, 100], "dose_e_per_A2"),
+        ("microscope", "Cs_A", [30, 0], r"hrtem.microscope.Cs_A: lo 30.0 > hi 0.0"),
+        ("microscope", "energy_keV", 50, r"hrtem.microscope.energy_keV must be a range"),
+        ("microscope", "focal_spread_A", [-1, 0], r"hrtem.microscope.focal_spread_A must be >= 0"),
         ("simulation", "output_sampling_A", 0.05, "finer than"),
         ("simulation", "output_sampling_A", [0.05, 0.2], r"\(min 0.05\) is finer than"),
         ("simulation", "output_sampling_A", [0.24, 0.2], "output_sampling_A: min 0.24 > max 0.2"),
         ("simulation", "output_sampling_A", [0.2], "output_sampling_A must be a range"),
+        ("simulation", "n_configs", 0, r"hrtem.simulation.n_configs must be >= 1"),
+        ("simulation", "n_configs", 1.5, r"hrtem.simulation.n_configs must be an integer"),
+        ("simulation", "slice_thickness_A", 0, r"hrtem.simulation.slice_thickness_A must be"),
         ("sample", "s_vacancy_fraction", [0.2, 0.1], "s_vacancy_fraction"),
+        ("sample", "vacuum_A", "1.5", r"hrtem.sample.vacuum_A must be a number"),
+        ("sample", "field_of_view_A", [0.3, 9.6], "less than 2 pixels"),
+        ("sample", "graphene_spacing_A", None, r"hrtem.sample.graphene_spacing_A is missing"),
+        ("sample", "vaccum_A", 1.0, r"hrtem.sample: unknown key\(s\) \['vaccum_A'\]"),
     ],
 )
-def test_bad_config_leaves_no_shard(tmp_path, section, key, value, match):
+def test_bad_config_names_the_key(section, key, value, match):
     cfg = copy.deepcopy(TINY)
-    cfg[section][key] = value
-    path = tmp_path / "shard_0000.h5"
+    if value is None:
+        del cfg[section][key]
+    else:
+        cfg[section][key] = value
     with pytest.raises(TemflowError, match=match):
-        generate_shard(path, cfg, "val_bare", "none", 0, 1, 1, VIB, CUTOFFS)
-    assert list(tmp_path.iterdir()) == []
+        HrtemConfig.from_mapping(cfg)
+
+
+def test_config_keeps_values_as_written():
+    """Parsed once; ``as_dict`` gives back the sections as written (the shards store it),
+    with a single output sampling as its degenerate range."""
+    assert TINY_CONFIG.as_dict() == json.loads(json.dumps(TINY))
+    section = {**TINY["simulation"], "output_sampling_A": 0.2}
+    assert SimulationConfig.from_mapping(section).as_dict()["output_sampling_A"] == [0.2, 0.2]
+    with pytest.raises(TemflowError, match="hrtem.microscope is missing"):
+        HrtemConfig.from_mapping({"sample": TINY["sample"], "simulation": TINY["simulation"]})
 
 
 def test_missing_vibration_element_leaves_no_shard(tmp_path):
     path = tmp_path / "shard_0000.h5"
     with pytest.raises(TemflowError, match="element 'C'"):
         generate_shard(
-            path, TINY, "val_graphene", "graphene", 0, 1, 1, VIB[VIB.element != "C"], CUTOFFS
+            path, TINY_CONFIG, "val_graphene", "graphene", 0, 1, 1, VIB[VIB.element != "C"], CUTOFFS
         )
     assert list(tmp_path.iterdir()) == []
 

@@ -1,5 +1,6 @@
 """One HR-TEM shard: simulate n_images focal series with labels into an HDF5 file."""
 
+from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import generate_shard
 from temflow.hrtem.simulate import resolve_device
 from temflow.md.vibrations import read_vibrations
@@ -8,6 +9,9 @@ from temflow.workflow import script_context
 with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
+    hrtem = HrtemConfig.from_mapping(
+        {"sample": p.sample, "microscope": p.microscope, "simulation": p.simulation}
+    )
     device = resolve_device(p.device)
     dataset, shard = sm.wildcards.dataset, int(sm.wildcards.shard)
     log.info(
@@ -18,7 +22,6 @@ with script_context(snakemake) as log:  # noqa: F821
         device,
         p.substrate,
     )
-    hrtem = {"sample": p.sample, "microscope": p.microscope, "simulation": p.simulation}
     generate_shard(
         sm.output.h5,
         hrtem,

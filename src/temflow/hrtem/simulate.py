@@ -26,7 +26,7 @@ import numpy as np
 from ase import Atoms
 
 from temflow.errors import TemflowError
-from temflow.hrtem.microscope import MicroscopeParams, sampling_range
+from temflow.hrtem.microscope import MicroscopeParams
 
 log = logging.getLogger(__name__)
 
@@ -68,25 +68,6 @@ def abtem_device(device: str) -> Iterator[None]:
     }
     with abtem.config.set(settings):
         yield
-
-
-def check_sampling(potential_sampling_A: float, output_sampling_A: float | Sequence[float]) -> None:
-    """The output grid may not be finer than the potential grid it is resampled from.
-
-    ``output_sampling_A`` is one value or the configured range ``[min, max]`` (its min is
-    checked); raises TemflowError naming the key.
-    """
-    if not potential_sampling_A > 0:
-        raise TemflowError(
-            f"hrtem.simulation.potential_sampling_A must be positive, got {potential_sampling_A}"
-        )
-    lo, _ = sampling_range(output_sampling_A)
-    if lo < potential_sampling_A:
-        raise TemflowError(
-            f"hrtem.simulation.output_sampling_A={output_sampling_A} A (min {lo}) is finer than "
-            f"potential_sampling_A={potential_sampling_A} A: the potential must be sampled at "
-            "least as finely as the output images (lower potential_sampling_A)"
-        )
 
 
 def make_ctf(params: MicroscopeParams):
@@ -454,7 +435,12 @@ def simulate_image(
     most ``potential_sampling_A`` and FFT-friendly (:func:`potential_grid_sampling`).
     ``rng=None`` gives the noise-free expected counts.
     """
-    check_sampling(potential_sampling_A, output_sampling_A)
+    if not 0 < potential_sampling_A <= output_sampling_A:
+        raise TemflowError(
+            f"output sampling {output_sampling_A} A is finer than the potential sampling "
+            f"{potential_sampling_A} A (or not positive): the potential must be sampled at "
+            "least as finely as the output image"
+        )
     field = (float(atoms.cell[0, 0]), float(atoms.cell[1, 1]))
     shape = output_shape(field, output_sampling_A)
     if (
