@@ -59,7 +59,7 @@ def make_cases(n: int, seed: int):
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(n):
-        substrate = ("none", "graphene")[i % 2]
+        substrate = ("bare", "graphene")[i % 2]
         sample = make_sample(SAMPLE, substrate, rng, CUTOFFS)
         sig = np.array(
             [(SIGMA[s][0], SIGMA[s][0], SIGMA[s][1]) for s in sample.atoms.get_chemical_symbols()]

@@ -174,7 +174,7 @@ def test_columns_outside_field_dropped_and_graphene_unlabelled():
 
 def test_sample_vacancies_and_cell():
     config = sample_config(s_vacancy_fraction=[0.5, 0.5], mo_vacancy_fraction=[0.0, 0.0])
-    sample = make_sample(config, "none", np.random.default_rng(0), CUTOFFS)
+    sample = make_sample(config, "bare", np.random.default_rng(0), CUTOFFS)
     atoms = sample.atoms
     assert np.allclose(atoms.cell, np.diag([9.6, 9.6, atoms.cell[2, 2]]))
     assert atoms.positions[:, :2].min() >= 0 and (atoms.positions[:, 0] < 9.6).all()
@@ -204,7 +204,7 @@ def test_mo_columns_are_image_extrema_in_label_frame(sampling):
     field = image_field((12.8, 12.8), sampling)
     assert (sampling == 0.05) == (potential_grid_sampling(field, 0.05) == 0.05)
     config = sample_config(s_vacancy_fraction=[0.0, 0.0], mo_vacancy_fraction=[0.0, 0.0])
-    sample = make_sample(config, "none", np.random.default_rng(11), CUTOFFS, field_A=field)
+    sample = make_sample(config, "bare", np.random.default_rng(11), CUTOFFS, field_A=field)
     atoms = sample.atoms
     assert 0.1 < sample.info["mos2_angle_rad"] % (np.pi / 3) < np.pi / 3 - 0.1  # rotated
     cols = find_columns(atoms, sample.field_A)
@@ -236,7 +236,7 @@ def test_channel_order_and_defocus_sign_match_direct_abtem():
     import abtem
 
     config = sample_config(field_of_view_A=[6.4, 6.4])
-    atoms = make_sample(config, "none", np.random.default_rng(2), CUTOFFS).atoms
+    atoms = make_sample(config, "bare", np.random.default_rng(2), CUTOFFS).atoms
     mp = fixed_params(focal_spread_A=20.0)
     series = exit_focal_series(
         atoms,
@@ -381,7 +381,7 @@ def test_output_sampling_per_image_shape_and_field(tmp_path):
     """Per image: sampling drawn in the range (and different), (H, W) = round(fov / s),
     cell = field = (W s, H s), columns inside it; all stored and read back; compressed."""
     path = tmp_path / "shard_0000.h5"
-    generate_shard(path, TINY_CONFIG, "val_bare", "none", 0, 3, 7, VIB, CUTOFFS)
+    generate_shard(path, TINY_CONFIG, "val_bare", "bare", 0, 3, 7, VIB, CUTOFFS)
     ds = open_dataset(path)
     samplings = []
     for k, (images, cols, meta) in enumerate(ds):
@@ -464,7 +464,7 @@ def test_reader_round_trip_exact(tmp_path):
         cell_A=np.eye(3),
         sigmas_A=np.full((2, 3), 0.07),
         coordination=np.array([6, 3]),
-        attrs={"seed": 9, "defoci_A": [1.0, 2.0], "substrate": "none"},
+        attrs={"seed": 9, "defoci_A": [1.0, 2.0], "substrate": "bare"},
     )
     small = ImageRecord(**{**rec.__dict__, "images": rec.images[:, :2, :3],
                            "attrs": {**rec.attrs, "sampling_A": 0.15}})  # fmt: skip
@@ -475,7 +475,7 @@ def test_reader_round_trip_exact(tmp_path):
     images, cols, meta = ds[0]
     np.testing.assert_array_equal(images, rec.images)
     pd.testing.assert_frame_equal(cols, rec.columns)
-    assert meta["seed"] == 9 and meta["defoci_A"] == [1.0, 2.0] and meta["substrate"] == "none"
+    assert meta["seed"] == 9 and meta["defoci_A"] == [1.0, 2.0] and meta["substrate"] == "bare"
     images, _, meta = ds[1]
     np.testing.assert_array_equal(images, rec.images[:, :2, :3])
     assert meta["sampling_A"] == 0.15 and meta["image_shape_px"] == [2, 3]
@@ -546,6 +546,14 @@ def test_config_keeps_values_as_written():
     assert SimulationConfig.from_mapping(section).as_dict()["output_sampling_A"] == [0.2, 0.2]
     with pytest.raises(TemflowError, match="hrtem.microscope is missing"):
         HrtemConfig.from_mapping({"sample": TINY["sample"], "simulation": TINY["simulation"]})
+
+
+def test_unknown_substrate_leaves_no_shard(tmp_path):
+    """The substrates are ``bare`` and ``graphene`` (the segmentation's words too)."""
+    path = tmp_path / "shard_0000.h5"
+    with pytest.raises(TemflowError, match="substrate must be 'bare' or 'graphene', got 'none'"):
+        generate_shard(path, TINY_CONFIG, "val_bare", "none", 0, 1, 1, VIB, CUTOFFS)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_vibration_element_leaves_no_shard(tmp_path):

@@ -102,7 +102,7 @@ def generate_shard(
 
     ``hrtem`` comes checked from :meth:`HrtemConfig.from_mapping`. The shard seed derives
     from (master seed, "hrtem", dataset, shard) and each image's seed from (shard seed,
-    image index).
+    image index); the substrate enters no seed.
     """
     if n_images < 1:
         raise TemflowError(f"shard {shard} of {dataset} would hold {n_images} images")

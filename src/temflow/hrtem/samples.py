@@ -24,8 +24,8 @@ from temflow.md.coordination import coordination_numbers
 from temflow.md.structures import GRAPHENE_A_A, MOS2_A_A, MOS2_THICKNESS_A
 
 SQRT3 = float(np.sqrt(3.0))
-#: What the MoS2 lies on: nothing (``none``) or a graphene sheet.
-SUBSTRATES: tuple[str, ...] = ("none", "graphene")
+#: What the MoS2 lies on: nothing (``bare``) or a graphene sheet.
+SUBSTRATES: tuple[str, ...] = ("bare", "graphene")
 
 
 @dataclass
@@ -125,11 +125,11 @@ def make_sample(
     distance minus half the MoS2 thickness, i.e. S plane to graphene) and ``vacuum_A``
     (above and below along z). ``field_A`` (Lx, Ly) is this image's field of view (default:
     the configured ``field_of_view_A``). ``substrate`` is one of :data:`SUBSTRATES`
-    (``"none"``: MoS2 alone, ``"graphene"``: MoS2 on graphene); ``cutoffs_A`` the MD
+    (``"bare"``: MoS2 alone, ``"graphene"``: MoS2 on graphene); ``cutoffs_A`` the MD
     coordination cutoffs.
     """
     if substrate not in SUBSTRATES:
-        raise TemflowError(f"substrate must be 'none' or 'graphene', got {substrate!r}")
+        raise TemflowError(f"substrate must be 'bare' or 'graphene', got {substrate!r}")
     field = config.field_of_view_A if field_A is None else field_A
     fov = (float(field[0]), float(field[1]))
     vacuum = float(config.vacuum_A)
