@@ -25,6 +25,7 @@ from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
 from temflow.hrtem.simulate import (
     abtem_device,
+    abtem_device_name,
     exit_focal_series,
     frozen_phonons,
     image_field,
@@ -297,6 +298,14 @@ def test_per_atom_sigmas_reach_frozen_phonons():
     a = exit_focal_series(atoms, np.zeros((len(atoms), 3)), mp, 2, 5, 0.1, 1.0)
     b = exit_focal_series(atoms, np.full((len(atoms), 3), 0.1), mp, 2, 5, 0.1, 1.0)
     assert np.abs(a - b).max() > 1e-3
+
+
+def test_abtem_device_name():
+    """The config's device (auto|cpu|gpu) as abTEM's device name (cpu|gpu)."""
+    assert abtem_device_name("cpu") == "cpu"
+    assert abtem_device_name("auto") in ("cpu", "gpu")
+    with pytest.raises(TemflowError, match="device must be auto, cpu or gpu"):
+        abtem_device_name("cuda")
 
 
 def test_gpu_focal_series_equals_cpu():

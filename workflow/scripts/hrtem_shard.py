@@ -2,7 +2,7 @@
 
 from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import generate_shard
-from temflow.hrtem.simulate import resolve_device
+from temflow.hrtem.simulate import abtem_device_name
 from temflow.md.vibrations import read_vibrations
 from temflow.workflow import script_context
 
@@ -12,7 +12,7 @@ with script_context(snakemake) as log:  # noqa: F821
     hrtem = HrtemConfig.from_mapping(
         {"sample": p.sample, "microscope": p.microscope, "simulation": p.simulation}
     )
-    device = resolve_device(p.device)
+    device = abtem_device_name(p.device)
     dataset, shard = sm.wildcards.dataset, int(sm.wildcards.shard)
     log.info(
         "%s shard %d: %d images on %s (substrate %s)",

@@ -41,6 +41,7 @@ def make_image(
     field ``(W * s, H * s)`` (:func:`~temflow.hrtem.simulate.image_field`, within half a
     pixel of ``hrtem.sample.field_of_view_A``). ``sampling_A``, ``image_shape_px`` (H, W)
     and ``field_of_view_A`` (Lx, Ly) are stored with the image's other parameters.
+    ``device`` is abTEM's (cpu|gpu, :func:`~temflow.hrtem.simulate.abtem_device_name`).
     """
     rng = np.random.default_rng(seed)
     sim = hrtem.simulation

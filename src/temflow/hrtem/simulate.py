@@ -31,8 +31,9 @@ from temflow.hrtem.microscope import MicroscopeParams
 log = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``gpu`` when CuPy sees a CUDA device, else ``cpu``; ``gpu`` requires it."""
+def abtem_device_name(device: str) -> str:
+    """abTEM's device name for the config's ``device``: ``auto`` -> ``"gpu"`` when CuPy
+    sees a CUDA device, else ``"cpu"``; ``gpu`` requires one; ``cpu`` -> ``"cpu"``."""
     if device not in ("auto", "cpu", "gpu"):
         raise TemflowError(f"device must be auto, cpu or gpu, got {device!r}")
     if device == "cpu":
