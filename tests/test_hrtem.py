@@ -494,20 +494,46 @@ def test_reader_round_trip_exact(tmp_path):
         ds[2]
 
 
-def test_reader_reads_stacked_shards_of_earlier_versions(tmp_path):
-    """Shards written before per-image sampling: one (n, C, H, W) stack, scalar sampling."""
-    path = tmp_path / "shard_0000.h5"
-    stack = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+def _minimal_shard(path, drop_file_attr=None, drop_image=None, sampling=(0.1, 0.1)):
+    """A one-image shard of the current layout, less one field (file attr or image field)."""
     cols = np.zeros(1, dtype=[("x_A", "f8"), ("y_A", "f8"), ("class", "i1")])
     with h5py.File(path, "w") as f:
-        f.attrs.update(sampling_A=0.1, n_images=2, classes='["Mo", "S2", "S1"]')
-        f.create_dataset("images", data=stack)
-        for i in range(2):
-            f.create_group(f"image_{i:05d}").create_dataset("columns", data=cols)
+        attrs = {"sampling_A": sampling, "n_images": 1, "classes": '["Mo", "S2", "S1"]'}
+        f.attrs.update({k: v for k, v in attrs.items() if k != drop_file_attr})
+        g = f.create_group("image_00000")
+        data = {"images": np.zeros((3, 4, 5), np.float32), "columns": cols}
+        for name, value in data.items():
+            if name != drop_image:
+                g.create_dataset(name, data=value)
+        if drop_image != "sampling_A":
+            g.attrs["sampling_A"] = 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"drop_file_attr": "classes"}, "file attributes has no 'classes'"),
+        ({"drop_file_attr": "sampling_A"}, "file attributes has no 'sampling_A'"),
+        ({"sampling": 0.1}, "'sampling_A' must be the range"),
+        ({"drop_image": "images"}, "image_00000 has no 'images'"),
+        ({"drop_image": "columns"}, "image_00000 has no 'columns'"),
+        ({"drop_image": "sampling_A"}, r"image_00000 \(attributes\) has no 'sampling_A'"),
+    ],
+)
+def test_reader_names_the_file_and_the_missing_field(tmp_path, kwargs, match):
+    """Shards of other layouts (an earlier (n, C, H, W) stack, a scalar sampling, no
+    classes) are not read: one error naming the file and the field."""
+    path = tmp_path / "shard_0000.h5"
+    _minimal_shard(path, **kwargs)
+    with pytest.raises(TemflowError, match=match) as err:
+        open_dataset(path)[0]
+    assert str(path) in str(err.value)
+    _minimal_shard(path)
     ds = open_dataset(path)
-    images, _, meta = ds[1]
-    np.testing.assert_array_equal(images, stack[1])
-    assert meta["sampling_A"] == 0.1 and ds.sampling_range_A == (0.1, 0.1)
+    images, _, meta = ds[0]  # the complete one reads
+    assert images.shape == (3, 4, 5) and meta["image_shape_px"] == [4, 5]
+    with pytest.raises(TemflowError, match="image_00000 has no 'sigmas_A'"):
+        ds.sigmas(0)  # the minimal shard has no atoms
 
 
 def test_shard_sizes():
