@@ -13,7 +13,9 @@ Pipeline per image (see :func:`simulate_image`):
    :mod:`temflow.hrtem.columns`), Fourier-resampled to the output sampling, blurred,
    Poisson noise at the drawn dose is added and the detector MTF applied.
 
-Channels are the focal settings in increasing-defocus order.
+Channels are the focal settings in increasing-defocus order. Steps 3 and 4 call abTEM
+functions outside its public API; pyproject.toml pins abTEM to the minor versions they were
+tested with, and tests/test_abtem_internals.py names any that is missing or changed.
 """
 
 from __future__ import annotations
