@@ -165,7 +165,8 @@ def make_sample(
             graphene_shift_y_A=float(g_shift[1]),
         )
     patch = Atoms(symbols=sym.tolist(), positions=pos, pbc=False)
-    # A non-periodic box around the patch: ASE's neighbour search is ~30x slower without one.
+    # A non-periodic box tight around the patch: ASE's neighbour search bins the atoms in
+    # the cell and is slow without one.
     boxed = patch.copy()
     boxed.positions -= pos.min(axis=0) - 1.0
     boxed.cell = np.ptp(pos, axis=0) + 2.0

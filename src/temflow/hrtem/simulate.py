@@ -57,10 +57,8 @@ def abtem_device(device: str) -> Iterator[None]:
 
     FFTW plans are made with ``FFTW_ESTIMATE``, not abTEM's default ``FFTW_MEASURE``:
     measuring times the candidate algorithms afresh in every process and keeps the
-    fastest, so the rounding, and with it the potential, differed between processes in
-    the last float32 bit, which then shifted the Poisson draws (BENCHMARKS.md,
-    "Reproducible across processes"). Estimated plans are the same in every process, and
-    were not slower.
+    fastest, so the rounding, and with it the potential and the Poisson draws, could
+    differ between processes; estimated plans are the same in every process (BENCHMARKS.md).
     """
     import abtem
 
@@ -400,12 +398,12 @@ def potential_grid_sampling(
     """The sampling to give abTEM for the potential of a ``field_A`` cell.
 
     abTEM takes ``ceil(L / s)`` grid points per axis. A field drawn per image makes that an
-    arbitrary number, often with a large prime factor (514 = 2 * 257), which makes every
-    FFT of the multislice ~3x slower than at 512 or 525. Where that happens the grid is
-    raised to ``scipy.fft.next_fast_len`` points per axis (the returned per-axis sampling
-    is ``L / n``, a hair larger so abTEM's ceil lands on ``n``): never coarser than
+    arbitrary number, often with a large prime factor (514 = 2 * 257), for which every FFT
+    of the multislice is slow. Where that happens the grid is raised to
+    ``scipy.fft.next_fast_len`` points per axis (the returned per-axis sampling is
+    ``L / n``, a hair larger so abTEM's ceil lands on ``n``): never coarser than
     ``potential_sampling_A``. Fields whose grids are already fast get
-    ``potential_sampling_A`` back unchanged (the same images as before).
+    ``potential_sampling_A`` back unchanged.
     """
     import scipy.fft
 
