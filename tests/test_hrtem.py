@@ -18,17 +18,14 @@ from scipy.ndimage import maximum_filter, minimum_filter
 
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, class_counts, find_columns, gaussian_targets
+from temflow.hrtem.config import HrtemConfig, MicroscopeConfig, SampleConfig, SimulationConfig
 from temflow.hrtem.generate import generate_shard, make_image, shard_sizes
-from temflow.hrtem.microscope import (
-    MicroscopeParams,
-    draw_output_sampling,
-    sample_microscope,
-    sampling_range,
-)
+from temflow.hrtem.microscope import MicroscopeParams, draw_output_sampling, sample_microscope
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
 from temflow.hrtem.simulate import (
     abtem_device,
+    abtem_device_name,
     exit_focal_series,
     frozen_phonons,
     image_field,
@@ -68,6 +65,12 @@ TINY = {
         "output_sampling_A": [0.2, 0.24],  # per image: 40 to 48 px
     },
 }
+TINY_CONFIG = HrtemConfig.from_mapping(TINY)
+
+
+def sample_config(**changes) -> SampleConfig:
+    """TINY's sample section with ``changes``."""
+    return SampleConfig.from_mapping({**TINY["sample"], **changes})
 
 
 def rect_mos2(nx: int, ny: int, vacuum_A: float = 1.0) -> Atoms:
@@ -114,8 +117,10 @@ def fixed_params(defoci=(-30.0, 20.0, 70.0), **kw) -> MicroscopeParams:
 IMAGE_IN_A_NEW_PROCESS = """
 import sys, json
 import numpy as np, pandas as pd
+from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import make_image
-hrtem, cutoffs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+hrtem = HrtemConfig.from_mapping(json.loads(sys.argv[1]))
+cutoffs = json.loads(sys.argv[2])
 vib, out = pd.read_csv(sys.argv[3]), sys.argv[4]
 rec = make_image(hrtem, "graphene", 11, vib, cutoffs)
 np.save(out, rec.images)
@@ -161,7 +166,7 @@ def test_columns_outside_field_dropped_and_graphene_unlabelled():
     field = (atoms.cell[0, 0] / 2, atoms.cell[1, 1])
     cols = find_columns(atoms, field)
     assert (cols["x_A"] < field[0]).all() and len(cols) < 24
-    sample = make_sample(TINY["sample"], "graphene", np.random.default_rng(3), CUTOFFS)
+    sample = make_sample(TINY_CONFIG.sample, "graphene", np.random.default_rng(3), CUTOFFS)
     symbols = np.array(sample.atoms.get_chemical_symbols())
     cols = find_columns(sample.atoms, sample.field_A)
     n_mo = int((symbols == "Mo").sum())
@@ -169,8 +174,8 @@ def test_columns_outside_field_dropped_and_graphene_unlabelled():
 
 
 def test_sample_vacancies_and_cell():
-    params = {**TINY["sample"], "s_vacancy_fraction": [0.5, 0.5], "mo_vacancy_fraction": [0.0, 0.0]}
-    sample = make_sample(params, "none", np.random.default_rng(0), CUTOFFS)
+    config = sample_config(s_vacancy_fraction=[0.5, 0.5], mo_vacancy_fraction=[0.0, 0.0])
+    sample = make_sample(config, "bare", np.random.default_rng(0), CUTOFFS)
     atoms = sample.atoms
     assert np.allclose(atoms.cell, np.diag([9.6, 9.6, atoms.cell[2, 2]]))
     assert atoms.positions[:, :2].min() >= 0 and (atoms.positions[:, 0] < 9.6).all()
@@ -199,13 +204,8 @@ def test_mo_columns_are_image_extrema_in_label_frame(sampling):
     make 257 points (prime), raised to an FFT-friendly size."""
     field = image_field((12.8, 12.8), sampling)
     assert (sampling == 0.05) == (potential_grid_sampling(field, 0.05) == 0.05)
-    params = {
-        **TINY["sample"],
-        "field_of_view_A": list(field),
-        "s_vacancy_fraction": [0.0, 0.0],
-        "mo_vacancy_fraction": [0.0, 0.0],
-    }
-    sample = make_sample(params, "none", np.random.default_rng(11), CUTOFFS)
+    config = sample_config(s_vacancy_fraction=[0.0, 0.0], mo_vacancy_fraction=[0.0, 0.0])
+    sample = make_sample(config, "bare", np.random.default_rng(11), CUTOFFS, field_A=field)
     atoms = sample.atoms
     assert 0.1 < sample.info["mos2_angle_rad"] % (np.pi / 3) < np.pi / 3 - 0.1  # rotated
     cols = find_columns(atoms, sample.field_A)
@@ -236,8 +236,8 @@ def test_mo_columns_are_image_extrema_in_label_frame(sampling):
 def test_channel_order_and_defocus_sign_match_direct_abtem():
     import abtem
 
-    params = {**TINY["sample"], "field_of_view_A": [6.4, 6.4]}
-    atoms = make_sample(params, "none", np.random.default_rng(2), CUTOFFS).atoms
+    config = sample_config(field_of_view_A=[6.4, 6.4])
+    atoms = make_sample(config, "bare", np.random.default_rng(2), CUTOFFS).atoms
     mp = fixed_params(focal_spread_A=20.0)
     series = exit_focal_series(
         atoms,
@@ -300,6 +300,14 @@ def test_per_atom_sigmas_reach_frozen_phonons():
     assert np.abs(a - b).max() > 1e-3
 
 
+def test_abtem_device_name():
+    """The config's device (auto|cpu|gpu) as abTEM's device name (cpu|gpu)."""
+    assert abtem_device_name("cpu") == "cpu"
+    assert abtem_device_name("auto") in ("cpu", "gpu")
+    with pytest.raises(TemflowError, match="device must be auto, cpu or gpu"):
+        abtem_device_name("cuda")
+
+
 def test_gpu_focal_series_equals_cpu():
     """The CuPy path (abTEM device gpu) gives the CPU's images; runs where CuPy sees a GPU
     (skipped in CI). It once failed there: cupy.fft takes no ``overwrite_x``."""
@@ -325,7 +333,7 @@ def test_microscope_defaults_contain_seed_values():
     assert m["defocus_centre_A"][0] <= centre <= m["defocus_centre_A"][1]
     assert list(centre + offsets) == [-30, 20, 70]
     assert m["dose_e_per_A2"][0] <= 1e2 and m["dose_e_per_A2"][1] >= 1e4
-    p = sample_microscope(m, np.random.default_rng(0))
+    p = sample_microscope(MicroscopeConfig.from_mapping(m), np.random.default_rng(0))
     assert np.all(np.diff(p.defoci_A) > 0) and m["dose_e_per_A2"][0] <= p.dose_e_per_A2
 
 
@@ -358,7 +366,7 @@ def _assert_same(a, b):
 def test_same_seed_same_shard_and_round_trip(tmp_path):
     paths = [tmp_path / f"r{i}" / "shard_0000.h5" for i in range(3)]
     for path, seed in zip(paths, (4, 4, 5), strict=True):
-        generate_shard(path, TINY, "train_graphene", "graphene", 0, 2, seed, VIB, CUTOFFS)
+        generate_shard(path, TINY_CONFIG, "train_graphene", "graphene", 0, 2, seed, VIB, CUTOFFS)
     first, second, other = (_read_everything(p) for p in paths)
     _assert_same(first, second)
     assert not np.array_equal(first["image_00000/images"], other["image_00000/images"])
@@ -369,7 +377,7 @@ def test_same_seed_same_shard_and_round_trip(tmp_path):
     assert images.dtype == np.float32 and images.shape[0] == 3
     assert list(cols.columns) == ["x_A", "y_A", "class"]
     # Each image is reproducible from its stored seed alone.
-    again = make_image(TINY, "graphene", meta["seed"], VIB, CUTOFFS)
+    again = make_image(TINY_CONFIG, "graphene", meta["seed"], VIB, CUTOFFS)
     np.testing.assert_array_equal(again.images, images)
     pd.testing.assert_frame_equal(again.columns, cols, check_dtype=False)
     np.testing.assert_array_equal(ds.atoms(3).positions, again.positions_A)
@@ -382,7 +390,7 @@ def test_output_sampling_per_image_shape_and_field(tmp_path):
     """Per image: sampling drawn in the range (and different), (H, W) = round(fov / s),
     cell = field = (W s, H s), columns inside it; all stored and read back; compressed."""
     path = tmp_path / "shard_0000.h5"
-    generate_shard(path, TINY, "val_bare", "none", 0, 3, 7, VIB, CUTOFFS)
+    generate_shard(path, TINY_CONFIG, "val_bare", "bare", 0, 3, 7, VIB, CUTOFFS)
     ds = open_dataset(path)
     samplings = []
     for k, (images, cols, meta) in enumerate(ds):
@@ -405,15 +413,22 @@ def test_output_sampling_per_image_shape_and_field(tmp_path):
             assert f["image_00000"][name].compression == "gzip", name
 
 
+def output_sampling(value) -> tuple[float, float]:
+    """``hrtem.simulation.output_sampling_A`` as parsed by SimulationConfig."""
+    section = {**TINY["simulation"], "potential_sampling_A": 0.05, "output_sampling_A": value}
+    return SimulationConfig.from_mapping(section).output_sampling_A
+
+
 def test_sampling_range_draw_and_degenerate_range():
     rng = np.random.default_rng(0)
-    draws = [draw_output_sampling([0.095, 0.105], rng) for _ in range(200)]
+    draws = [draw_output_sampling((0.095, 0.105), rng) for _ in range(200)]
     assert 0.095 <= min(draws) < 0.096 and 0.104 < max(draws) <= 0.105
     # A single number is the degenerate range and draws nothing from the generator.
+    assert output_sampling(0.1) == (0.1, 0.1) and output_sampling([0.1, 0.2]) == (0.1, 0.2)
     a, b = np.random.default_rng(1), np.random.default_rng(1)
-    assert draw_output_sampling(0.1, a) == 0.1 == draw_output_sampling([0.1, 0.1], a)
+    assert draw_output_sampling(output_sampling(0.1), a) == 0.1
+    assert draw_output_sampling((0.1, 0.1), a) == 0.1
     assert a.random() == b.random()
-    assert sampling_range(0.1) == (0.1, 0.1) and sampling_range([0.1, 0.2]) == (0.1, 0.2)
 
 
 def test_potential_grid_is_fft_friendly():
@@ -458,7 +473,7 @@ def test_reader_round_trip_exact(tmp_path):
         cell_A=np.eye(3),
         sigmas_A=np.full((2, 3), 0.07),
         coordination=np.array([6, 3]),
-        attrs={"seed": 9, "defoci_A": [1.0, 2.0], "substrate": "none"},
+        attrs={"seed": 9, "defoci_A": [1.0, 2.0], "substrate": "bare"},
     )
     small = ImageRecord(**{**rec.__dict__, "images": rec.images[:, :2, :3],
                            "attrs": {**rec.attrs, "sampling_A": 0.15}})  # fmt: skip
@@ -469,7 +484,7 @@ def test_reader_round_trip_exact(tmp_path):
     images, cols, meta = ds[0]
     np.testing.assert_array_equal(images, rec.images)
     pd.testing.assert_frame_equal(cols, rec.columns)
-    assert meta["seed"] == 9 and meta["defoci_A"] == [1.0, 2.0] and meta["substrate"] == "none"
+    assert meta["seed"] == 9 and meta["defoci_A"] == [1.0, 2.0] and meta["substrate"] == "bare"
     images, _, meta = ds[1]
     np.testing.assert_array_equal(images, rec.images[:, :2, :3])
     assert meta["sampling_A"] == 0.15 and meta["image_shape_px"] == [2, 3]
@@ -479,20 +494,46 @@ def test_reader_round_trip_exact(tmp_path):
         ds[2]
 
 
-def test_reader_reads_stacked_shards_of_earlier_versions(tmp_path):
-    """Shards written before per-image sampling: one (n, C, H, W) stack, scalar sampling."""
-    path = tmp_path / "shard_0000.h5"
-    stack = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+def _minimal_shard(path, drop_file_attr=None, drop_image=None, sampling=(0.1, 0.1)):
+    """A one-image shard of the current layout, less one field (file attr or image field)."""
     cols = np.zeros(1, dtype=[("x_A", "f8"), ("y_A", "f8"), ("class", "i1")])
     with h5py.File(path, "w") as f:
-        f.attrs.update(sampling_A=0.1, n_images=2, classes='["Mo", "S2", "S1"]')
-        f.create_dataset("images", data=stack)
-        for i in range(2):
-            f.create_group(f"image_{i:05d}").create_dataset("columns", data=cols)
+        attrs = {"sampling_A": sampling, "n_images": 1, "classes": '["Mo", "S2", "S1"]'}
+        f.attrs.update({k: v for k, v in attrs.items() if k != drop_file_attr})
+        g = f.create_group("image_00000")
+        data = {"images": np.zeros((3, 4, 5), np.float32), "columns": cols}
+        for name, value in data.items():
+            if name != drop_image:
+                g.create_dataset(name, data=value)
+        if drop_image != "sampling_A":
+            g.attrs["sampling_A"] = 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"drop_file_attr": "classes"}, "file attributes has no 'classes'"),
+        ({"drop_file_attr": "sampling_A"}, "file attributes has no 'sampling_A'"),
+        ({"sampling": 0.1}, "'sampling_A' must be the range"),
+        ({"drop_image": "images"}, "image_00000 has no 'images'"),
+        ({"drop_image": "columns"}, "image_00000 has no 'columns'"),
+        ({"drop_image": "sampling_A"}, r"image_00000 \(attributes\) has no 'sampling_A'"),
+    ],
+)
+def test_reader_names_the_file_and_the_missing_field(tmp_path, kwargs, match):
+    """Shards of other layouts (an earlier (n, C, H, W) stack, a scalar sampling, no
+    classes) are not read: one error naming the file and the field."""
+    path = tmp_path / "shard_0000.h5"
+    _minimal_shard(path, **kwargs)
+    with pytest.raises(TemflowError, match=match) as err:
+        open_dataset(path)[0]
+    assert str(path) in str(err.value)
+    _minimal_shard(path)
     ds = open_dataset(path)
-    images, _, meta = ds[1]
-    np.testing.assert_array_equal(images, stack[1])
-    assert meta["sampling_A"] == 0.1 and ds.sampling_range_A == (0.1, 0.1)
+    images, _, meta = ds[0]  # the complete one reads
+    assert images.shape == (3, 4, 5) and meta["image_shape_px"] == [4, 5]
+    with pytest.raises(TemflowError, match="image_00000 has no 'sigmas_A'"):
+        ds.sigmas(0)  # the minimal shard has no atoms
 
 
 def test_shard_sizes():
@@ -505,19 +546,48 @@ def test_shard_sizes():
         ("microscope", "defocus_offsets_A", [], "defocus_offsets_A is empty"),
         ("microscope", "defocus_offsets_A", [0, 0, 50], "strictly increasing"),
         ("microscope", "dose_e_per_A2", [0, 100], "dose_e_per_A2"),
+        ("microscope", "Cs_A", [30, 0], r"hrtem.microscope.Cs_A: lo 30.0 > hi 0.0"),
+        ("microscope", "energy_keV", 50, r"hrtem.microscope.energy_keV must be a range"),
+        ("microscope", "focal_spread_A", [-1, 0], r"hrtem.microscope.focal_spread_A must be >= 0"),
         ("simulation", "output_sampling_A", 0.05, "finer than"),
         ("simulation", "output_sampling_A", [0.05, 0.2], r"\(min 0.05\) is finer than"),
         ("simulation", "output_sampling_A", [0.24, 0.2], "output_sampling_A: min 0.24 > max 0.2"),
         ("simulation", "output_sampling_A", [0.2], "output_sampling_A must be a range"),
+        ("simulation", "n_configs", 0, r"hrtem.simulation.n_configs must be >= 1"),
+        ("simulation", "n_configs", 1.5, r"hrtem.simulation.n_configs must be an integer"),
+        ("simulation", "slice_thickness_A", 0, r"hrtem.simulation.slice_thickness_A must be"),
         ("sample", "s_vacancy_fraction", [0.2, 0.1], "s_vacancy_fraction"),
+        ("sample", "vacuum_A", "1.5", r"hrtem.sample.vacuum_A must be a number"),
+        ("sample", "field_of_view_A", [0.3, 9.6], "less than 2 pixels"),
+        ("sample", "graphene_spacing_A", None, r"hrtem.sample.graphene_spacing_A is missing"),
+        ("sample", "vaccum_A", 1.0, r"hrtem.sample: unknown key\(s\) \['vaccum_A'\]"),
     ],
 )
-def test_bad_config_leaves_no_shard(tmp_path, section, key, value, match):
+def test_bad_config_names_the_key(section, key, value, match):
     cfg = copy.deepcopy(TINY)
-    cfg[section][key] = value
-    path = tmp_path / "shard_0000.h5"
+    if value is None:
+        del cfg[section][key]
+    else:
+        cfg[section][key] = value
     with pytest.raises(TemflowError, match=match):
-        generate_shard(path, cfg, "val_bare", "none", 0, 1, 1, VIB, CUTOFFS)
+        HrtemConfig.from_mapping(cfg)
+
+
+def test_config_keeps_values_as_written():
+    """Parsed once; ``as_dict`` gives back the sections as written (the shards store it),
+    with a single output sampling as its degenerate range."""
+    assert TINY_CONFIG.as_dict() == json.loads(json.dumps(TINY))
+    section = {**TINY["simulation"], "output_sampling_A": 0.2}
+    assert SimulationConfig.from_mapping(section).as_dict()["output_sampling_A"] == [0.2, 0.2]
+    with pytest.raises(TemflowError, match="hrtem.microscope is missing"):
+        HrtemConfig.from_mapping({"sample": TINY["sample"], "simulation": TINY["simulation"]})
+
+
+def test_unknown_substrate_leaves_no_shard(tmp_path):
+    """The substrates are ``bare`` and ``graphene`` (the segmentation's words too)."""
+    path = tmp_path / "shard_0000.h5"
+    with pytest.raises(TemflowError, match="substrate must be 'bare' or 'graphene', got 'none'"):
+        generate_shard(path, TINY_CONFIG, "val_bare", "none", 0, 1, 1, VIB, CUTOFFS)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -525,7 +595,7 @@ def test_missing_vibration_element_leaves_no_shard(tmp_path):
     path = tmp_path / "shard_0000.h5"
     with pytest.raises(TemflowError, match="element 'C'"):
         generate_shard(
-            path, TINY, "val_graphene", "graphene", 0, 1, 1, VIB[VIB.element != "C"], CUTOFFS
+            path, TINY_CONFIG, "val_graphene", "graphene", 0, 1, 1, VIB[VIB.element != "C"], CUTOFFS
         )
     assert list(tmp_path.iterdir()) == []
 

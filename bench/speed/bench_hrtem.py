@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from temflow.hrtem.config import MicroscopeConfig, SampleConfig
 from temflow.hrtem.microscope import sample_microscope
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.simulate import exit_focal_series, reference_focal_series
@@ -48,8 +49,8 @@ from temflow.io import atomic_path, software_versions
 _DEFAULTS = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text()
 )
-SAMPLE = _DEFAULTS["hrtem"]["sample"]
-MICROSCOPE = _DEFAULTS["hrtem"]["microscope"]
+SAMPLE = SampleConfig.from_mapping(_DEFAULTS["hrtem"]["sample"])
+MICROSCOPE = MicroscopeConfig.from_mapping(_DEFAULTS["hrtem"]["microscope"])
 CUTOFFS = {"Mo-S": 2.9, "C-C": 1.8}
 #: Representative MD sigmas (A); the benchmark needs no MD run.
 SIGMA = {"Mo": (0.05, 0.06), "S": (0.07, 0.09), "C": (0.06, 0.10)}
@@ -59,7 +60,7 @@ def make_cases(n: int, seed: int):
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(n):
-        substrate = ("none", "graphene")[i % 2]
+        substrate = ("bare", "graphene")[i % 2]
         sample = make_sample(SAMPLE, substrate, rng, CUTOFFS)
         sig = np.array(
             [(SIGMA[s][0], SIGMA[s][0], SIGMA[s][1]) for s in sample.atoms.get_chemical_symbols()]
@@ -199,7 +200,7 @@ def main() -> None:
     print(
         f"\nfocal series / s: abTEM documented pattern {ref_rate:.3f}, temflow {our_rate:.3f}, "
         f"ratio {our_rate / ref_rate:.2f}x  ({args.n_configs} configs, "
-        f"{args.sampling_A} A sampling, {SAMPLE['field_of_view_A']} A field, "
+        f"{args.sampling_A} A sampling, {list(SAMPLE.field_of_view_A)} A field, "
         f"threads={args.threads}, device={args.device}, load={os.getloadavg()[0]:.1f})"
     )
     if stage is not None:

@@ -1,10 +1,9 @@
 """HR-TEM shard size and read time: uncompressed vs gzip (the writer's default) vs lzf.
 
-Reads existing shards (any layout temflow.hrtem.shards reads, including the older stacked
-one), rewrites their records with each filter setting into a temporary directory and
-reports the file size, the write time and the time to read every image with its columns
-(``open_dataset(...)[i]`` for all i, warm page cache, median of ``--repeats``), plus the
-input file as it was.
+Reads existing shards (the layout temflow.hrtem.shards reads), rewrites their records with
+each filter setting into a temporary directory and reports the file size, the write time
+and the time to read every image with its columns (``open_dataset(...)[i]`` for all i,
+warm page cache, median of ``--repeats``), plus the input file as it was.
 
     python -m bench.speed.bench_shards SHARD.h5 [SHARD.h5 ...] [--repeats 5]
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import shard_sizes
 
 
@@ -71,6 +72,7 @@ def main() -> None:
     schema = yaml.safe_load((Path(__file__).parents[2] / "config/schema.yaml").read_text())
     config = fill_defaults(yaml.safe_load(args.configfile.read_text()) or {}, schema)
     hrtem, datasets = config["hrtem"], config["hrtem"]["datasets"]
+    hrtem_config = HrtemConfig.from_mapping(hrtem)
     counts = {ds: spec["n_images"] for ds, spec in datasets.items()}
     for item in args.n_images:
         name, _, n = item.partition("=")
@@ -91,7 +93,7 @@ def main() -> None:
                 "path": str(path), "dataset": ds, "shard": shard,
                 "substrate": datasets[ds]["substrate"],
                 "n_images": n_images,
-                "hrtem": {k: hrtem[k] for k in ("sample", "microscope", "simulation")},
+                "hrtem": hrtem_config,
                 "seed": config["seed"], "vibrations": str(args.vibrations),
                 "cutoffs_A": config["md"]["cutoffs_A"], "device": args.device,
             })  # fmt: skip

@@ -1,14 +1,18 @@
 """One HR-TEM shard: simulate n_images focal series with labels into an HDF5 file."""
 
+from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import generate_shard
-from temflow.hrtem.simulate import resolve_device
+from temflow.hrtem.simulate import abtem_device_name
 from temflow.md.vibrations import read_vibrations
 from temflow.workflow import script_context
 
 with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
-    device = resolve_device(p.device)
+    hrtem = HrtemConfig.from_mapping(
+        {"sample": p.sample, "microscope": p.microscope, "simulation": p.simulation}
+    )
+    device = abtem_device_name(p.device)
     dataset, shard = sm.wildcards.dataset, int(sm.wildcards.shard)
     log.info(
         "%s shard %d: %d images on %s (substrate %s)",
@@ -18,7 +22,6 @@ with script_context(snakemake) as log:  # noqa: F821
         device,
         p.substrate,
     )
-    hrtem = {"sample": p.sample, "microscope": p.microscope, "simulation": p.simulation}
     generate_shard(
         sm.output.h5,
         hrtem,

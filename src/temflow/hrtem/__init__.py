@@ -1,4 +1,5 @@
-"""HR-TEM training data: samples, microscope parameters, abTEM simulation, labels, shards.
+"""HR-TEM training data: config sections, samples, microscope parameters, abTEM simulation,
+labels, shards.
 
 Users and the training stage read shards with :func:`temflow.hrtem.shards.open_dataset`.
 """

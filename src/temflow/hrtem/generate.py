@@ -13,15 +13,11 @@ from tqdm import tqdm
 
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, find_columns
-from temflow.hrtem.microscope import (
-    check_microscope_params,
-    draw_output_sampling,
-    sample_microscope,
-    sampling_range,
-)
-from temflow.hrtem.samples import check_sample_params, make_sample
+from temflow.hrtem.config import HrtemConfig
+from temflow.hrtem.microscope import draw_output_sampling, sample_microscope
+from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, write_shard
-from temflow.hrtem.simulate import check_sampling, image_field, output_shape, simulate_image
+from temflow.hrtem.simulate import image_field, simulate_image
 from temflow.io import software_versions
 from temflow.md.vibrations import lookup_sigmas
 from temflow.seeding import derive_seed
@@ -29,25 +25,8 @@ from temflow.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 
-def check_config(hrtem: Mapping[str, Any]) -> None:
-    """Validate the ``hrtem`` config section beyond the JSON schema (one clear message)."""
-    check_sample_params(hrtem["sample"])
-    check_microscope_params(hrtem["microscope"])
-    sim = hrtem["simulation"]
-    check_sampling(sim["potential_sampling_A"], sim["output_sampling_A"])
-    fov = hrtem["sample"]["field_of_view_A"]
-    _, coarsest = sampling_range(sim["output_sampling_A"])
-    if min(output_shape(fov, coarsest)) < 2:
-        raise TemflowError(
-            f"hrtem.sample.field_of_view_A={list(fov)} is less than 2 pixels of "
-            f"hrtem.simulation.output_sampling_A={coarsest} A"
-        )
-    if sim["n_configs"] < 1:
-        raise TemflowError("hrtem.simulation.n_configs must be >= 1")
-
-
 def make_image(
-    hrtem: Mapping[str, Any],
+    hrtem: HrtemConfig,
     substrate: str,
     seed: int,
     vibrations: pd.DataFrame,
@@ -62,25 +41,25 @@ def make_image(
     field ``(W * s, H * s)`` (:func:`~temflow.hrtem.simulate.image_field`, within half a
     pixel of ``hrtem.sample.field_of_view_A``). ``sampling_A``, ``image_shape_px`` (H, W)
     and ``field_of_view_A`` (Lx, Ly) are stored with the image's other parameters.
+    ``device`` is abTEM's (cpu|gpu, :func:`~temflow.hrtem.simulate.abtem_device_name`).
     """
     rng = np.random.default_rng(seed)
-    sim = hrtem["simulation"]
-    sampling = draw_output_sampling(sim["output_sampling_A"], rng)
-    field = image_field(hrtem["sample"]["field_of_view_A"], sampling)
-    sample_params = {**hrtem["sample"], "field_of_view_A": list(field)}
-    sample = make_sample(sample_params, substrate, rng, cutoffs_A)
+    sim = hrtem.simulation
+    sampling = draw_output_sampling(sim.output_sampling_A, rng)
+    field = image_field(hrtem.sample.field_of_view_A, sampling)
+    sample = make_sample(hrtem.sample, substrate, rng, cutoffs_A, field_A=field)
     atoms = sample.atoms
     sigmas = lookup_sigmas(vibrations, atoms.get_chemical_symbols(), sample.coordination)
-    params = sample_microscope(hrtem["microscope"], rng)
+    params = sample_microscope(hrtem.microscope, rng)
     phonon_seed = int(rng.integers(2**31 - 1))
     images = simulate_image(
         atoms,
         sigmas,
         params,
-        n_configs=sim["n_configs"],
+        n_configs=sim.n_configs,
         seed=phonon_seed,
-        potential_sampling_A=sim["potential_sampling_A"],
-        slice_thickness_A=sim["slice_thickness_A"],
+        potential_sampling_A=sim.potential_sampling_A,
+        slice_thickness_A=sim.slice_thickness_A,
         output_sampling_A=sampling,
         rng=rng if noise else None,
         device=device,
@@ -93,7 +72,7 @@ def make_image(
         "field_of_view_A": [float(x) for x in sample.field_A],
         "seed": int(seed),
         "phonon_seed": phonon_seed,
-        "n_configs": int(sim["n_configs"]),
+        "n_configs": int(sim.n_configs),
         **sample.info,
     }
     return ImageRecord(
@@ -110,7 +89,7 @@ def make_image(
 
 def generate_shard(
     path: str | Path,
-    hrtem: Mapping[str, Any],
+    hrtem: HrtemConfig,
     dataset: str,
     substrate: str,
     shard: int,
@@ -122,10 +101,10 @@ def generate_shard(
 ) -> None:
     """Simulate ``n_images`` and write them to ``path`` (atomically; nothing on failure).
 
-    The shard seed derives from (master seed, "hrtem", dataset, shard) and each image's
-    seed from (shard seed, image index).
+    ``hrtem`` comes checked from :meth:`HrtemConfig.from_mapping`. The shard seed derives
+    from (master seed, "hrtem", dataset, shard) and each image's seed from (shard seed,
+    image index); the substrate enters no seed.
     """
-    check_config(hrtem)
     if n_images < 1:
         raise TemflowError(f"shard {shard} of {dataset} would hold {n_images} images")
     shard_seed = derive_seed(master_seed, "hrtem", dataset, shard)
@@ -133,24 +112,18 @@ def generate_shard(
     for i in tqdm(range(n_images), desc=f"{dataset} shard {shard}", mininterval=5):
         seed = derive_seed(shard_seed, i)
         records.append(make_image(hrtem, substrate, seed, vibrations, cutoffs_A, device))
-    sim = hrtem["simulation"]
     attrs = {
-        "sampling_A": list(sampling_range(sim["output_sampling_A"])),
-        "field_of_view_A": list(hrtem["sample"]["field_of_view_A"]),
+        "sampling_A": list(hrtem.simulation.output_sampling_A),
+        "field_of_view_A": list(hrtem.sample.field_of_view_A),
         "classes": list(CLASSES),
-        "defocus_offsets_A": list(hrtem["microscope"]["defocus_offsets_A"]),
+        "defocus_offsets_A": list(hrtem.microscope.defocus_offsets_A),
         "dataset": dataset,
         "substrate": substrate,
         "shard": int(shard),
         "shard_seed": int(shard_seed),
         "device": device,
         "software_versions": software_versions(),
-        "config": {
-            "sample": dict(hrtem["sample"]),
-            "microscope": dict(hrtem["microscope"]),
-            "simulation": dict(sim),
-            "cutoffs_A": dict(cutoffs_A),
-        },
+        "config": {**hrtem.as_dict(), "cutoffs_A": dict(cutoffs_A)},
     }
     write_shard(path, records, attrs)
 

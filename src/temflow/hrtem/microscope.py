@@ -1,40 +1,22 @@
-"""Microscope parameters drawn per image from configured ranges.
+"""Microscope parameters drawn per image from the configured ranges.
 
-Every range is ``[lo, hi]`` (``lo == hi`` fixes the value). The focal series is
-``centre + offsets`` with the centre drawn per image; offsets must be non-empty and
-strictly increasing, so channels come out in increasing-defocus order. Dose is drawn
-log-uniformly. Defocus follows abTEM (``defocus = -C10``; positive = underfocus).
+The ranges come checked in a :class:`~temflow.hrtem.config.MicroscopeConfig`; every range
+is ``[lo, hi]`` (``lo == hi`` fixes the value and draws nothing). The focal series is
+``centre + offsets`` with the centre drawn per image; offsets are strictly increasing, so
+channels come out in increasing-defocus order. Dose is drawn log-uniformly. Defocus
+follows abTEM (``defocus = -C10``; positive = underfocus).
 
-The output pixel size (``hrtem.simulation.output_sampling_A``, a range ``[min, max]`` or
-one number) is drawn per image too (:func:`draw_output_sampling`, uniformly), before the
-sample; a degenerate range draws nothing, so such configs give the same images as when
-the key was a single number.
+The output pixel size is drawn per image too (:func:`draw_output_sampling`, uniformly in
+``hrtem.simulation.output_sampling_A``), before the sample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from temflow.errors import TemflowError
-
-#: Keys of ``hrtem.microscope`` that are [lo, hi] ranges, with the lower bound allowed.
-RANGE_KEYS: dict[str, float] = {
-    "energy_keV": 1e-9,
-    "defocus_centre_A": -np.inf,
-    "Cs_A": -np.inf,
-    "astigmatism_A": 0.0,
-    "astigmatism_angle_rad": -np.inf,
-    "focal_spread_A": 0.0,
-    "semiangle_cutoff_mrad": 1e-9,
-    "dose_e_per_A2": 1e-300,
-    "blur_sigma_A": 0.0,
-    "mtf_floor": 0.0,
-    "mtf_half_nyquist": 1e-9,
-    "mtf_power": 1e-9,
-}
+from temflow.hrtem.config import MicroscopeConfig
 
 
 @dataclass(frozen=True)
@@ -60,45 +42,19 @@ class MicroscopeParams:
         return d
 
 
-def check_microscope_params(params: Mapping) -> None:
-    """Raise TemflowError naming the key for an empty or non-increasing focal series,
-    a non-positive dose, a reversed range or a value outside its physical bounds."""
-    offsets = list(params.get("defocus_offsets_A", []))
-    if len(offsets) == 0:
-        raise TemflowError(
-            "hrtem.microscope.defocus_offsets_A is empty; expected a strictly "
-            "increasing list of focal offsets in A, e.g. [-50, 0, 50]"
-        )
-    if np.any(np.diff(offsets) <= 0):
-        raise TemflowError(
-            f"hrtem.microscope.defocus_offsets_A must be strictly increasing, got {offsets}"
-        )
-    for key, lower in RANGE_KEYS.items():
-        value = params.get(key)
-        if value is None or len(value) != 2:
-            raise TemflowError(f"hrtem.microscope.{key} must be a range [lo, hi], got {value}")
-        lo, hi = float(value[0]), float(value[1])
-        if lo > hi:
-            raise TemflowError(f"hrtem.microscope.{key}: lo {lo} > hi {hi}")
-        if lo < lower or (key == "dose_e_per_A2" and lo <= 0):
-            what = "> 0" if lower > 0 or key == "dose_e_per_A2" else ">= 0"
-            raise TemflowError(f"hrtem.microscope.{key} must be {what}, got {[lo, hi]}")
-
-
-def sample_microscope(params: Mapping, rng: np.random.Generator) -> MicroscopeParams:
-    """Draw one image's parameters from the ``hrtem.microscope`` config section."""
-    check_microscope_params(params)
+def sample_microscope(config: MicroscopeConfig, rng: np.random.Generator) -> MicroscopeParams:
+    """Draw one image's parameters from the ``hrtem.microscope`` ranges."""
 
     def uniform(key: str) -> float:
-        lo, hi = params[key]
+        lo, hi = getattr(config, key)
         return float(rng.uniform(lo, hi)) if hi > lo else float(lo)
 
     centre = uniform("defocus_centre_A")
-    lo, hi = params["dose_e_per_A2"]
+    lo, hi = config.dose_e_per_A2
     dose = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
     return MicroscopeParams(
         energy_eV=uniform("energy_keV") * 1e3,
-        defoci_A=tuple(float(centre + o) for o in params["defocus_offsets_A"]),
+        defoci_A=tuple(float(centre + o) for o in config.defocus_offsets_A),
         Cs_A=uniform("Cs_A"),
         astigmatism_A=uniform("astigmatism_A"),
         astigmatism_angle_rad=uniform("astigmatism_angle_rad"),
@@ -112,36 +68,10 @@ def sample_microscope(params: Mapping, rng: np.random.Generator) -> MicroscopePa
     )
 
 
-def sampling_range(
-    value: float | Sequence[float], key: str = "output_sampling_A"
-) -> tuple[float, float]:
-    """``hrtem.simulation.output_sampling_A`` as ``(min, max)`` in A/px.
-
-    A single number is the degenerate range ``(v, v)`` (configs written before the key
-    became a range). Raises TemflowError naming the key for anything but one or two
-    positive numbers with ``min <= max``.
-    """
-    name = f"hrtem.simulation.{key}"
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        lo = hi = float(value)
-    else:
-        try:
-            lo, hi = (float(v) for v in value)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            raise TemflowError(
-                f"{name} must be a range [min, max] of A/px (or one number), got {value!r}"
-            ) from None
-    if not (lo > 0 and hi > 0):
-        raise TemflowError(f"{name} must be positive, got {value!r}")
-    if lo > hi:
-        raise TemflowError(f"{name}: min {lo} > max {hi}; expected a range [min, max] of A/px")
-    return lo, hi
-
-
-def draw_output_sampling(value: float | Sequence[float], rng: np.random.Generator) -> float:
-    """One image's output pixel size (A), uniform in the configured range.
+def draw_output_sampling(range_A: tuple[float, float], rng: np.random.Generator) -> float:
+    """One image's output pixel size (A), uniform in ``range_A`` = (min, max).
 
     A degenerate range returns its value without drawing from ``rng``.
     """
-    lo, hi = sampling_range(value)
-    return float(rng.uniform(lo, hi)) if hi > lo else lo
+    lo, hi = range_A
+    return float(rng.uniform(lo, hi)) if hi > lo else float(lo)

@@ -19,10 +19,13 @@ import numpy as np
 from ase import Atoms
 
 from temflow.errors import TemflowError
+from temflow.hrtem.config import SampleConfig
 from temflow.md.coordination import coordination_numbers
 from temflow.md.structures import GRAPHENE_A_A, MOS2_A_A, MOS2_THICKNESS_A
 
 SQRT3 = float(np.sqrt(3.0))
+#: What the MoS2 lies on: nothing (``bare``) or a graphene sheet.
+SUBSTRATES: tuple[str, ...] = ("bare", "graphene")
 
 
 @dataclass
@@ -106,46 +109,34 @@ def graphene_positions(
     )
 
 
-def check_sample_params(params: Mapping) -> None:
-    """Raise TemflowError for an impossible sample configuration (names the key)."""
-    fov = params["field_of_view_A"]
-    if len(fov) != 2 or min(fov) <= 0:
-        raise TemflowError(f"hrtem.sample.field_of_view_A must be two positive lengths, got {fov}")
-    for key in ("s_vacancy_fraction", "mo_vacancy_fraction"):
-        lo, hi = params[key]
-        if not 0 <= lo <= hi < 1:
-            raise TemflowError(
-                f"hrtem.sample.{key} must be [lo, hi] with 0 <= lo <= hi < 1, got {[lo, hi]}"
-            )
-    if params["vacuum_A"] < 0 or params["graphene_spacing_A"] <= 0:
-        raise TemflowError("hrtem.sample.vacuum_A must be >= 0 and graphene_spacing_A > 0")
-
-
 def make_sample(
-    params: Mapping,
+    config: SampleConfig,
     substrate: str,
     rng: np.random.Generator,
     cutoffs_A: Mapping[str, float],
+    field_A: tuple[float, float] | None = None,
 ) -> Sample:
     """Draw one field of view.
 
-    ``params`` is the ``hrtem.sample`` config section: ``field_of_view_A`` (Lx, Ly),
-    ``s_vacancy_fraction`` and ``mo_vacancy_fraction`` ranges [lo, hi] (a fraction is
-    drawn uniformly per image, then every site is removed independently with that
-    probability: one missing S turns an S2 column into S1, two remove it),
-    ``graphene_spacing_A`` (MoS2 Mo plane to graphene distance minus half the MoS2
-    thickness, i.e. S plane to graphene) and ``vacuum_A`` (above and below along z).
-    ``substrate`` is ``"none"`` or ``"graphene"``; ``cutoffs_A`` the MD coordination cutoffs.
+    ``config`` is the ``hrtem.sample`` section: ``s_vacancy_fraction`` and
+    ``mo_vacancy_fraction`` ranges [lo, hi] (a fraction is drawn uniformly per image, then
+    every site is removed independently with that probability: one missing S turns an S2
+    column into S1, two remove it), ``graphene_spacing_A`` (MoS2 Mo plane to graphene
+    distance minus half the MoS2 thickness, i.e. S plane to graphene) and ``vacuum_A``
+    (above and below along z). ``field_A`` (Lx, Ly) is this image's field of view (default:
+    the configured ``field_of_view_A``). ``substrate`` is one of :data:`SUBSTRATES`
+    (``"bare"``: MoS2 alone, ``"graphene"``: MoS2 on graphene); ``cutoffs_A`` the MD
+    coordination cutoffs.
     """
-    check_sample_params(params)
-    if substrate not in ("none", "graphene"):
-        raise TemflowError(f"substrate must be 'none' or 'graphene', got {substrate!r}")
-    fov = (float(params["field_of_view_A"][0]), float(params["field_of_view_A"][1]))
-    vacuum = float(params["vacuum_A"])
+    if substrate not in SUBSTRATES:
+        raise TemflowError(f"substrate must be 'bare' or 'graphene', got {substrate!r}")
+    field = config.field_of_view_A if field_A is None else field_A
+    fov = (float(field[0]), float(field[1]))
+    vacuum = float(config.vacuum_A)
     angle = float(rng.uniform(0, 2 * np.pi))
     shift = rng.uniform(0, MOS2_A_A, size=2)
-    p_s = float(rng.uniform(*params["s_vacancy_fraction"]))
-    p_mo = float(rng.uniform(*params["mo_vacancy_fraction"]))
+    p_s = float(rng.uniform(*config.s_vacancy_fraction))
+    p_mo = float(rng.uniform(*config.mo_vacancy_fraction))
     z_mos2 = vacuum + MOS2_THICKNESS_A / 2
     pos, symbols = mos2_positions(fov, angle, shift, z_mos2)
     sym = np.array(symbols)
@@ -164,7 +155,7 @@ def make_sample(
     if substrate == "graphene":
         g_angle = float(rng.uniform(0, 2 * np.pi))
         g_shift = rng.uniform(0, GRAPHENE_A_A, size=2)
-        top = top + float(params["graphene_spacing_A"])
+        top = top + float(config.graphene_spacing_A)
         gpos, gsym = graphene_positions(fov, g_angle, g_shift, top)
         pos = np.concatenate([pos, gpos])
         sym = np.concatenate([sym, np.array(gsym)])
@@ -174,7 +165,8 @@ def make_sample(
             graphene_shift_y_A=float(g_shift[1]),
         )
     patch = Atoms(symbols=sym.tolist(), positions=pos, pbc=False)
-    # A non-periodic box around the patch: ASE's neighbour search is ~30x slower without one.
+    # A non-periodic box tight around the patch: ASE's neighbour search bins the atoms in
+    # the cell and is slow without one.
     boxed = patch.copy()
     boxed.positions -= pos.min(axis=0) - 1.0
     boxed.cell = np.ptp(pos, axis=0) + 2.0

@@ -19,8 +19,10 @@ Layout of ``results/hrtem/{dataset}/shard_{k:04d}.h5``::
                sample's drawn values (rotation, vacancies, ...)
 
 Arrays are gzip-compressed (level 4, byte shuffle; one chunk per image), which h5py and
-every HDF5 reader decode transparently. Shards written before per-image sampling (one
-``images`` (n, C, H, W) stack, a scalar ``sampling_A`` attribute) are still read.
+every HDF5 reader decode transparently. The reader needs the file attributes
+``sampling_A`` ([min, max]), ``n_images`` and ``classes``, and per image ``images``,
+``columns`` and the ``sampling_A`` attribute; a file without one of them stops with a
+TemflowError naming the file and the field (regenerate shards written by other versions).
 
 Reading::
 
@@ -146,10 +148,28 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
         return {k: _decode(v) for k, v in f.attrs.items()}
 
 
-def sampling_range_of(attrs: Mapping[str, Any]) -> tuple[float, float]:
-    """The ``(min, max)`` pixel size of a shard's file attributes (a scalar: both)."""
+#: File attributes the reader needs.
+REQUIRED_FILE_ATTRS = ("sampling_A", "n_images", "classes")
+#: Per image: datasets and group attributes the reader needs.
+REQUIRED_IMAGE_DATASETS = ("images", "columns")
+REQUIRED_IMAGE_ATTRS = ("sampling_A",)
+
+
+def _missing(path: Path, where: str, field: str) -> TemflowError:
+    return TemflowError(
+        f"{path}: {where} has no {field!r}; not a shard of this temflow version (regenerate it)"
+    )
+
+
+def _sampling_range(path: Path, attrs: Mapping[str, Any]) -> tuple[float, float]:
+    """The file attribute ``sampling_A``: the configured range [min, max] (A/px)."""
     value = np.ravel(np.asarray(attrs["sampling_A"], dtype=float))
-    return float(value.min()), float(value.max())
+    if value.shape != (2,) or not 0 < value[0] <= value[1]:
+        raise TemflowError(
+            f"{path}: file attribute 'sampling_A' must be the range [min, max] of the images' "
+            f"pixel size (A), got {attrs['sampling_A']!r}"
+        )
+    return float(value[0]), float(value[1])
 
 
 class Dataset:
@@ -174,20 +194,21 @@ class Dataset:
             if not p.is_file():
                 raise TemflowError(f"HR-TEM shard {p} does not exist")
             a = read_attrs(p)
-            if "sampling_A" not in a or "n_images" not in a:
-                raise TemflowError(f"{p}: not a temflow HR-TEM shard (no sampling_A / n_images)")
+            for field in REQUIRED_FILE_ATTRS:
+                if field not in a:
+                    raise _missing(p, "file attributes", field)
             self.attrs.append(a)
             self._index += [(k, i) for i in range(int(a["n_images"]))]
         first = self.attrs[0]
         for p, a in zip(self.paths, self.attrs, strict=True):
-            if list(a.get("classes", [])) != list(first.get("classes", [])):
+            if list(a["classes"]) != list(first["classes"]):
                 raise TemflowError(f"shard {p} differs from {self.paths[0]} in classes")
-        ranges = [sampling_range_of(a) for a in self.attrs]
+        ranges = [_sampling_range(p, a) for p, a in zip(self.paths, self.attrs, strict=True)]
         self.sampling_range_A: tuple[float, float] = (
             min(r[0] for r in ranges),
             max(r[1] for r in ranges),
         )
-        self.classes: tuple[str, ...] = tuple(first.get("classes", []))
+        self.classes: tuple[str, ...] = tuple(first["classes"])
 
     def __len__(self) -> int:
         return len(self._index)
@@ -200,17 +221,24 @@ class Dataset:
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
         path, j = self._locate(i)
+        name = f"image_{j:05d}"
         with h5py.File(path, "r") as f:
-            g = f[f"image_{j:05d}"]
-            images = g["images"][()] if "images" in g else f["images"][j]  # older: one stack
+            if name not in f:
+                raise _missing(path, "the file", name)
+            g = f[name]
+            for field in REQUIRED_IMAGE_DATASETS:
+                if field not in g:
+                    raise _missing(path, name, field)
+            images = g["images"][()]
             cols = g["columns"][()]
             meta = {k: _decode(v) for k, v in g.attrs.items()}
-            if "sampling_A" not in meta:  # older shards: one sampling in the file attrs
-                meta["sampling_A"] = float(np.ravel(f.attrs["sampling_A"])[0])
+        for field in REQUIRED_IMAGE_ATTRS:
+            if field not in meta:
+                raise _missing(path, f"{name} (attributes)", field)
         columns = pd.DataFrame(
             {"x_A": cols["x_A"], "y_A": cols["y_A"], "class": cols["class"].astype(np.int64)}
         )
-        meta.setdefault("image_shape_px", list(images.shape[-2:]))
+        meta["image_shape_px"] = list(images.shape[-2:])  # (H, W) of the stored array
         meta.update(shard=str(path), index=j)
         return images, columns, meta
 
@@ -220,8 +248,12 @@ class Dataset:
 
     def _group(self, i: int, names: Sequence[str]) -> list[np.ndarray]:
         path, j = self._locate(i)
+        name = f"image_{j:05d}"
         with h5py.File(path, "r") as f:
-            g = f[f"image_{j:05d}"]
+            g = f[name]
+            for field in names:
+                if field not in g:
+                    raise _missing(path, name, field)
             return [g[n][()] for n in names]
 
     def atoms(self, i: int):

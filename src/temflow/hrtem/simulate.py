@@ -13,7 +13,9 @@ Pipeline per image (see :func:`simulate_image`):
    :mod:`temflow.hrtem.columns`), Fourier-resampled to the output sampling, blurred,
    Poisson noise at the drawn dose is added and the detector MTF applied.
 
-Channels are the focal settings in increasing-defocus order.
+Channels are the focal settings in increasing-defocus order. Steps 3 and 4 call abTEM
+functions outside its public API; pyproject.toml pins abTEM to the minor versions they were
+tested with, and tests/test_abtem_internals.py names any that is missing or changed.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import numpy as np
 from ase import Atoms
 
 from temflow.errors import TemflowError
-from temflow.hrtem.microscope import MicroscopeParams, sampling_range
+from temflow.hrtem.microscope import MicroscopeParams
 
 log = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``gpu`` when CuPy sees a CUDA device, else ``cpu``; ``gpu`` requires it."""
+def abtem_device_name(device: str) -> str:
+    """abTEM's device name for the config's ``device``: ``auto`` -> ``"gpu"`` when CuPy
+    sees a CUDA device, else ``"cpu"``; ``gpu`` requires one; ``cpu`` -> ``"cpu"``."""
     if device not in ("auto", "cpu", "gpu"):
         raise TemflowError(f"device must be auto, cpu or gpu, got {device!r}")
     if device == "cpu":
@@ -54,10 +57,8 @@ def abtem_device(device: str) -> Iterator[None]:
 
     FFTW plans are made with ``FFTW_ESTIMATE``, not abTEM's default ``FFTW_MEASURE``:
     measuring times the candidate algorithms afresh in every process and keeps the
-    fastest, so the rounding, and with it the potential, differed between processes in
-    the last float32 bit, which then shifted the Poisson draws (BENCHMARKS.md,
-    "Reproducible across processes"). Estimated plans are the same in every process, and
-    were not slower.
+    fastest, so the rounding, and with it the potential and the Poisson draws, could
+    differ between processes; estimated plans are the same in every process (BENCHMARKS.md).
     """
     import abtem
 
@@ -68,25 +69,6 @@ def abtem_device(device: str) -> Iterator[None]:
     }
     with abtem.config.set(settings):
         yield
-
-
-def check_sampling(potential_sampling_A: float, output_sampling_A: float | Sequence[float]) -> None:
-    """The output grid may not be finer than the potential grid it is resampled from.
-
-    ``output_sampling_A`` is one value or the configured range ``[min, max]`` (its min is
-    checked); raises TemflowError naming the key.
-    """
-    if not potential_sampling_A > 0:
-        raise TemflowError(
-            f"hrtem.simulation.potential_sampling_A must be positive, got {potential_sampling_A}"
-        )
-    lo, _ = sampling_range(output_sampling_A)
-    if lo < potential_sampling_A:
-        raise TemflowError(
-            f"hrtem.simulation.output_sampling_A={output_sampling_A} A (min {lo}) is finer than "
-            f"potential_sampling_A={potential_sampling_A} A: the potential must be sampled at "
-            "least as finely as the output images (lower potential_sampling_A)"
-        )
 
 
 def make_ctf(params: MicroscopeParams):
@@ -416,12 +398,12 @@ def potential_grid_sampling(
     """The sampling to give abTEM for the potential of a ``field_A`` cell.
 
     abTEM takes ``ceil(L / s)`` grid points per axis. A field drawn per image makes that an
-    arbitrary number, often with a large prime factor (514 = 2 * 257), which makes every
-    FFT of the multislice ~3x slower than at 512 or 525. Where that happens the grid is
-    raised to ``scipy.fft.next_fast_len`` points per axis (the returned per-axis sampling
-    is ``L / n``, a hair larger so abTEM's ceil lands on ``n``): never coarser than
+    arbitrary number, often with a large prime factor (514 = 2 * 257), for which every FFT
+    of the multislice is slow. Where that happens the grid is raised to
+    ``scipy.fft.next_fast_len`` points per axis (the returned per-axis sampling is
+    ``L / n``, a hair larger so abTEM's ceil lands on ``n``): never coarser than
     ``potential_sampling_A``. Fields whose grids are already fast get
-    ``potential_sampling_A`` back unchanged (the same images as before).
+    ``potential_sampling_A`` back unchanged.
     """
     import scipy.fft
 
@@ -454,7 +436,12 @@ def simulate_image(
     most ``potential_sampling_A`` and FFT-friendly (:func:`potential_grid_sampling`).
     ``rng=None`` gives the noise-free expected counts.
     """
-    check_sampling(potential_sampling_A, output_sampling_A)
+    if not 0 < potential_sampling_A <= output_sampling_A:
+        raise TemflowError(
+            f"output sampling {output_sampling_A} A is finer than the potential sampling "
+            f"{potential_sampling_A} A (or not positive): the potential must be sampled at "
+            "least as finely as the output image"
+        )
     field = (float(atoms.cell[0, 0]), float(atoms.cell[1, 1]))
     shape = output_shape(field, output_sampling_A)
     if (
