@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_snakemake
 
-from temflow.config import describe_config_error
+from temflow.config import describe_config_error, parse_string_values
 
 SCHEMA_PATH = ROOT / "config" / "schema.yaml"
 
@@ -71,3 +71,52 @@ def test_task_augmentation_override_is_checked(test_config):
     config["monet"]["task_augmentation"] = {"segment": {"augment_rotate": True}}
     message = describe_config_error(config, SCHEMA_PATH)
     assert "'segment' was unexpected" in message
+
+
+def test_nested_config_strings_get_the_schema_types(schema):
+    # what Snakemake's --config parser makes of md="{temperature_K: 600}" and friends
+    cli = {
+        "seed": 7,
+        "results_dir": "600",
+        "device": "cpu",
+        "md": {"temperature_K": "600", "systems": ["graphene"], "cutoffs_A": {"C-C": "1.9"}},
+        "plots": {"dpi": "100"},
+        "hrtem": {"simulation": {"output_sampling_A": ["0.19", "0.21"]}},
+        "segmentation": {
+            "peak_threshold": "0.5",
+            "crop_px": "null",
+            "class_weights": "none",
+            "training": {"ema_decay": "0.99", "patience": "null"},
+            "figure": {"substrate": "bare"},
+        },
+        "monet": {"augment_rotate": "true", "training": {"max_steps_per_epoch": "[1, 2]"}},
+    }
+    typed = parse_string_values(cli, schema)
+    assert typed == {
+        "seed": 7,
+        "results_dir": "600",  # the schema wants a string: left alone
+        "device": "cpu",
+        "md": {"temperature_K": 600, "systems": ["graphene"], "cutoffs_A": {"C-C": 1.9}},
+        "plots": {"dpi": 100},
+        "hrtem": {"simulation": {"output_sampling_A": [0.19, 0.21]}},
+        "segmentation": {
+            "peak_threshold": 0.5,
+            "crop_px": None,
+            "class_weights": "none",  # an enum value, not YAML's null
+            "training": {"ema_decay": 0.99, "patience": None},
+            "figure": {"substrate": "bare"},
+        },
+        # parsed, and then rejected by the validation (a list is no integer)
+        "monet": {"augment_rotate": True, "training": {"max_steps_per_epoch": [1, 2]}},
+    }
+    assert cli["md"]["temperature_K"] == "600"  # a new structure; the input is unchanged
+    assert parse_string_values({"segmentation": {"peak_threshold": "auto"}}, schema) == {
+        "segmentation": {"peak_threshold": "auto"}
+    }
+    # what YAML does not turn into another type stays a string for the validation to name
+    assert parse_string_values({"md": {"temperature_K": "hot"}}, schema) == {
+        "md": {"temperature_K": "hot"}
+    }
+    assert describe_config_error(
+        parse_string_values({"md": {"temperature_K": "hot"}}, schema), SCHEMA_PATH
+    ).startswith("config error at md.temperature_K: 'hot' is not of type 'number'")

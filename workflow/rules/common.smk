@@ -4,10 +4,15 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from temflow.config import describe_config_error
+from temflow.config import describe_config_error, load_schema, parse_string_values
 from temflow.segmentation import IMAGE_PARAMETERS
 
 SCHEMA = workflow.source_path("../../config/schema.yaml")
+# Nested --config values arrive as strings (md="{temperature_K: 600}" gives '600'): give
+# them the types the schema declares before validating.
+_typed = parse_string_values(config, load_schema(SCHEMA))
+config.clear()
+config.update(_typed)
 try:
     validate(config, "../../config/schema.yaml")  # also fills in schema defaults
 except WorkflowError:
