@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from conftest import ROOT, run_snakemake
 
+from temflow.config import load_config
+
 MD_RULES = {"md_run", "md_vibrations", "md_figure"}
 MONET_RULES = {"trajectories_generate", "monet_train", "monet_evaluate", "monet_report"}
 REPORT_RULES = {"report_summary"}
@@ -19,7 +21,7 @@ REPORT_RULES = {"report_summary"}
 
 def _dry_run(results: Path, tmp_path: Path, change) -> str:
     """Snakemake's dry-run output for config/test.yaml after ``change`` (in place)."""
-    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    config = load_config(["config/test.yaml"], root=ROOT)
     change(config)
     path = tmp_path / "changed.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -1,8 +1,9 @@
-"""Config helpers for the workflow: typed ``--config`` values, messages naming the bad key."""
+"""Config helpers for the workflow: the merged config, typed ``--config`` values, messages
+naming the bad key."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,37 @@ import yaml
 def load_schema(schema_path: str | Path) -> dict[str, Any]:
     """The config schema (config/schema.yaml) as a dict."""
     return yaml.safe_load(Path(schema_path).read_text())
+
+
+#: The Snakefile's ``configfile:`` (read first) and the schema, relative to the repository root.
+DEFAULT_CONFIG = Path("config") / "config.yaml"
+SCHEMA = Path("config") / "schema.yaml"
+
+
+def load_config(
+    configfiles: Sequence[str | Path] = (),
+    overrides: Mapping[str, Any] | None = None,
+    root: str | Path = ".",
+) -> dict[str, Any]:
+    """The config that ``snakemake --configfile CONFIGFILES --config OVERRIDES`` runs with.
+
+    Built as Snakemake builds it: config/config.yaml, then each of ``configfiles`` merged
+    over it, then ``overrides`` (mappings merge key by key, lists and single values
+    replace: Snakemake's own ``update_config``); then typed (:func:`parse_string_values`)
+    and validated against config/schema.yaml with its defaults filled in, as
+    workflow/rules/common.smk does. Relative paths are below ``root``, the repository.
+    """
+    from snakemake.common.configfile import load_configfile
+    from snakemake.utils import update_config, validate
+
+    root = Path(root)
+    config: dict[str, Any] = {}
+    for path in (DEFAULT_CONFIG, *configfiles):
+        update_config(config, load_configfile(str(root / path)))
+    update_config(config, dict(overrides or {}))
+    config = parse_string_values(config, load_schema(root / SCHEMA))
+    validate(config, str(root / SCHEMA))
+    return config
 
 
 def parse_string_values(config: Any, schema: Mapping[str, Any]) -> Any:
