@@ -134,7 +134,7 @@ SEG_IMAGE_PARAMETERS = list(IMAGE_PARAMETERS)
 
 def seg_training(net):
     """The training settings of one network: `training` updated by `network_training`."""
-    return {**SEG["training"], **SEG["network_training"].get(net, {})}
+    return {**SEG["training"], **SEG["network_training"][net]}
 
 
 def seg_shards(substrate, split):
@@ -198,7 +198,7 @@ if "classify_test_noisy" in TRAJ_SETS:
 def monet_augment(task, key):
     """One augmentation setting of a MoNet task: `monet.<key>` unless
     `monet.task_augmentation.<task>` changes it."""
-    return MONET.get("task_augmentation", {}).get(task, {}).get(key, MONET[key])
+    return MONET["task_augmentation"][task].get(key, MONET[key])
 
 
 MONET_MODEL = results("models", "monet_{task}.pt")
