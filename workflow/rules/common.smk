@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from temflow.config import describe_config_error, load_schema, parse_string_values
+from temflow.seeding import workflow_seed_key
 from temflow.segmentation import IMAGE_PARAMETERS
 
 SCHEMA = workflow.source_path("../../config/schema.yaml")
@@ -56,6 +57,20 @@ def log_path(rule_name, *wildcards):
 def bench_path(rule_name, *wildcards):
     stem = "_".join([rule_name, *wildcards]) if wildcards else rule_name
     return str(BENCH / f"{stem}.tsv")
+
+
+def job_seed(rule):
+    """Params function: the seed key of each job of `rule`, (master seed, stage,
+    *wildcards) from temflow.seeding.WORKFLOW_SEEDS, for derive_seed / derive_rng.
+
+    It takes `output`, which makes it a param derived from the output path: Snakemake does
+    not track it, since it follows from the tracked master_seed param and the wildcards.
+    """
+
+    def seed_key(wildcards, output):
+        return list(workflow_seed_key(MASTER_SEED, rule, wildcards))
+
+    return seed_key
 
 
 # --- MD stage -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ rule monet_train:
         trajectories=TRAJ_GENERATOR,
         device=DEVICE,
         master_seed=MASTER_SEED,
+        seed_key=job_seed("monet_train"),
         # checkpoints live outside the outputs so an interrupted job resumes
         work_dir=lambda wc: results("models", "work", f"monet_{wc.task}"),
     script:

@@ -37,6 +37,7 @@ rule segmentation_train:
         },
         device=DEVICE,
         master_seed=MASTER_SEED,
+        seed_key=job_seed("segmentation_train"),
         work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),
     script:
         "../scripts/segmentation_train.py"

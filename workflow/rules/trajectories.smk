@@ -32,5 +32,6 @@ rule trajectories_generate:
             )
         },
         master_seed=MASTER_SEED,
+        seed_key=job_seed("trajectories_generate"),
     script:
         "../scripts/traj_generate.py"

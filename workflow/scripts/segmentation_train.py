@@ -9,8 +9,9 @@ from temflow.workflow import script_context
 with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     p, net, substrate = sm.params, sm.wildcards.net, sm.wildcards.substrate
-    seed = derive_seed(p.master_seed, "segmentation_train", net, substrate)
-    config = TrainConfig.from_dict({**p.training, "device": p.device, "seed": seed})
+    config = TrainConfig.from_dict(
+        {**p.training, "device": p.device, "seed": derive_seed(*p.seed_key)}
+    )
     # Hold the last training images out (best epoch, peak threshold); the validation set
     # stays untouched for the evaluation.
     train_all = load_column_images(sm.input.train)
