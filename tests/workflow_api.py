@@ -84,7 +84,12 @@ def _describe(workflow) -> dict[str, Any]:
             "conda": str(rule.conda_env) if rule.conda_env is not None else None,
             "script": rule.script,
             "localrule": rule.name in workflow._localrules,
-            "wildcard_constraints": {k: str(v) for k, v in rule.wildcard_constraints.items()},
+            # the rule's own constraints over the workflow's global ones, for its wildcards
+            "wildcard_constraints": {
+                k: str(v)
+                for k, v in {**workflow.wildcard_constraints, **rule.wildcard_constraints}.items()
+                if k in rule.wildcard_names
+            },
         }
     dag = workflow.dag
     jobs = [

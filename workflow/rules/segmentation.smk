@@ -4,18 +4,15 @@
 
 rule segmentation_train:
     input:
-        train=lambda wc: seg_shards(wc.substrate, "train"),
+        train=seg_train_shards,
     output:
         model=SEG_MODEL,
         card=SEG_CARD,
-        metrics=results("models", "{net}_{substrate}_metrics.csv"),
+        metrics=SEG_METRICS,
     log:
         log_path("segmentation_train", "{net}", "{substrate}"),
     benchmark:
         bench_path("segmentation_train", "{net}", "{substrate}")
-    wildcard_constraints:
-        net="msdnet|unet",
-        substrate="bare|graphene",
     conda:
         CONDA_ENV
     threads: 2
@@ -24,21 +21,17 @@ rule segmentation_train:
         runtime=SEG["runtime_min"],
         gpu=1,
     params:
-        arch=lambda wc: SEG[wc.net],
-        training=lambda wc: seg_training(wc.net),
+        arch=seg_arch,
+        training=seg_training,
         target_width_A=SEG["target_width_A"],
         crop_px=SEG["crop_px"],
         class_weights=SEG["class_weights"],
         training_val_images=SEG["training_val_images"],
-        detection={
-            "min_separation_A": SEG["min_separation_A"],
-            "match_radius_A": SEG["match_radius_A"],
-            "border_A": SEG["border_A"],
-        },
+        detection=seg_detection(peak_threshold=False),
         device=DEVICE,
         master_seed=MASTER_SEED,
         seed_key=job_seed("segmentation_train"),
-        work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),
+        work_dir=model_work_dir("{net}_{substrate}"),
     script:
         "../scripts/segmentation_train.py"
 
@@ -46,16 +39,13 @@ rule segmentation_train:
 rule segmentation_evaluate:
     input:
         model=SEG_MODEL,
-        val=lambda wc: seg_shards(wc.substrate, "val"),
+        val=seg_val_shards,
     output:
         csv=SEG_EVAL,
     log:
         log_path("segmentation_evaluate", "{net}", "{substrate}"),
     benchmark:
         bench_path("segmentation_evaluate", "{net}", "{substrate}")
-    wildcard_constraints:
-        net="msdnet|unet",
-        substrate="bare|graphene",
     conda:
         CONDA_ENV
     threads: 1
@@ -63,10 +53,7 @@ rule segmentation_evaluate:
         mem_mb=2000,
         runtime=30,
     params:
-        peak_threshold=SEG["peak_threshold"],
-        min_separation_A=SEG["min_separation_A"],
-        match_radius_A=SEG["match_radius_A"],
-        border_A=SEG["border_A"],
+        **seg_detection(),
         device=DEVICE,
         image_parameters=SEG_IMAGE_PARAMETERS,
     script:
@@ -120,14 +107,11 @@ rule segmentation_figures:
         mem_mb=2000,
         runtime=10,
     params:
+        **seg_detection(),
         networks=SEG["networks"],
         substrates=SEG["substrates"],
         figure_substrate=SEG["figure"]["substrate"],
         figure_image=SEG["figure"]["image"],
-        peak_threshold=SEG["peak_threshold"],
-        min_separation_A=SEG["min_separation_A"],
-        match_radius_A=SEG["match_radius_A"],
-        border_A=SEG["border_A"],
         dpi=PLOTS["dpi"],
     script:
         "../scripts/segmentation_figures.py"
