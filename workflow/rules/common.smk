@@ -162,6 +162,11 @@ HRTEM_TARGETS = [*HRTEM_ALL_SHARDS, results("figures", "hrtem_examples.png")]
 
 # --- segmentation stage ---------------------------------------------------------------
 SEG = config["segmentation"]
+# segmentation_train writes the trained network, segmentation_calibrate the final model
+# (the same weights, with the peak threshold calibrated for the detection settings in its
+# card): a change of detection settings recalibrates without retraining.
+SEG_TRAINED = results("models", "trained", "{net}_{substrate}.pt")
+SEG_TRAINED_CARD = results("models", "trained", "{net}_{substrate}.json")
 SEG_METRICS = results("models", "{net}_{substrate}_metrics.csv")
 SEG_MODEL = results("models", "{net}_{substrate}.pt")
 SEG_CARD = results("models", "{net}_{substrate}.json")
@@ -198,9 +203,9 @@ def seg_training(wildcards):
 
 
 def seg_detection(*, peak_threshold=True):
-    """Params entries of the column detection, one set for the training (which calibrates
-    the peak threshold), evaluation and figure rules: min_separation_A, match_radius_A,
-    border_A and, except for the calibration (which finds it), peak_threshold."""
+    """Params entries of the column detection, one set for the calibration, evaluation and
+    figure rules: min_separation_A, match_radius_A, border_A and, except for the
+    calibration (which finds it), peak_threshold."""
     keys = ["min_separation_A", "match_radius_A", "border_A"]
     return {key: SEG[key] for key in keys + ["peak_threshold"] * peak_threshold}
 

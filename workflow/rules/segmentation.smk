@@ -1,13 +1,14 @@
-# Segmentation stage: train MSD-net and U-net per substrate on the HR-TEM shards,
-# evaluate per validation image (peaks -> matching -> F1), figures and summary table.
+# Segmentation stage: train MSD-net and U-net per substrate on the HR-TEM shards, calibrate
+# each one's peak threshold, evaluate per validation image (peaks -> matching -> F1),
+# figures and summary table.
 
 
 rule segmentation_train:
     input:
         train=seg_train_shards,
     output:
-        model=SEG_MODEL,
-        card=SEG_CARD,
+        model=SEG_TRAINED,
+        card=SEG_TRAINED_CARD,
         metrics=SEG_METRICS,
     log:
         log_path("segmentation_train", "{net}", "{substrate}"),
@@ -27,13 +28,39 @@ rule segmentation_train:
         crop_px=SEG["crop_px"],
         class_weights=SEG["class_weights"],
         training_val_images=SEG["training_val_images"],
-        detection=seg_detection(peak_threshold=False),
         device=DEVICE,
         master_seed=MASTER_SEED,
         seed_key=job_seed("segmentation_train"),
         work_dir=model_work_dir("{net}_{substrate}"),
     script:
         "../scripts/segmentation_train.py"
+
+
+# The peak threshold that gives the best mean F1 on the training images held out of
+# training, written into the final model's card (peak_threshold: auto uses it).
+rule segmentation_calibrate:
+    input:
+        model=SEG_TRAINED,
+        train=seg_train_shards,
+    output:
+        model=SEG_MODEL,
+        card=SEG_CARD,
+    log:
+        log_path("segmentation_calibrate", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_calibrate", "{net}", "{substrate}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,  # reads the training shards, as segmentation_train
+        runtime=30,
+    params:
+        **seg_detection(peak_threshold=False),
+        training_val_images=SEG["training_val_images"],
+        device=DEVICE,
+    script:
+        "../scripts/segmentation_calibrate.py"
 
 
 rule segmentation_evaluate:

@@ -2,7 +2,7 @@
 
 from temflow.seeding import derive_seed
 from temflow.segmentation.data import holdout_split, load_column_images
-from temflow.segmentation.pipeline import train_segmentation
+from temflow.segmentation.train import train_segmentation
 from temflow.training import TrainConfig
 from temflow.workflow import script_context
 
@@ -12,8 +12,8 @@ with script_context(snakemake) as log:  # noqa: F821
     config = TrainConfig.from_dict(
         {**p.training, "device": p.device, "seed": derive_seed(*p.seed_key)}
     )
-    # Hold the last training images out (best epoch, peak threshold); the validation set
-    # stays untouched for the evaluation.
+    # Hold the last training images out (best epoch; segmentation_calibrate's peak
+    # threshold); the validation set stays untouched for the evaluation.
     train_all = load_column_images(sm.input.train)
     train_data, val_data = holdout_split(train_all, p.training_val_images)
     card = train_segmentation(
@@ -29,7 +29,6 @@ with script_context(snakemake) as log:  # noqa: F821
         {"train": sm.input.train},
         substrate=substrate,
         crop_px=p.crop_px,
-        detection=p.detection,
         class_weighting=p.class_weights,
     )
     log.info("wrote %s (%s)", sm.output.model, card["metrics"])
