@@ -58,3 +58,17 @@ def workflow_results(tmp_path_factory) -> Path:
     results_dir = tmp_path_factory.mktemp("results")
     run_snakemake("--cores", "2", results_dir=results_dir)
     return results_dir
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads the end-to-end run must be deselectable with -m "not workflow"."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "workflow_results" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("workflow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests using workflow_results lack @pytest.mark.workflow: " + ", ".join(unmarked)
+        )
