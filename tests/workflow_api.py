@@ -84,6 +84,12 @@ def _describe(workflow) -> dict[str, Any]:
             "conda": str(rule.conda_env) if rule.conda_env is not None else None,
             "script": rule.script,
             "localrule": rule.name in workflow._localrules,
+            # the directives the rule file writes out (RuleInfo: None where not given)
+            "declares": sorted(
+                directive
+                for directive in ("log", "benchmark", "threads", "resources", "conda_env")
+                if getattr(rule.ruleinfo, directive) is not None
+            ),
             # the rule's own constraints over the workflow's global ones, for its wildcards
             "wildcard_constraints": {
                 k: str(v)
