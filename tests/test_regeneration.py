@@ -114,6 +114,12 @@ EVALUATION_CHANGES = {
 def test_evaluation_setting_reruns_no_training_and_no_simulation(
     workflow_results, tmp_path, test_config, key
 ):
+    check_evaluation_change(workflow_results, tmp_path, test_config, key)
+
+
+def check_evaluation_change(results: Path, tmp_path: Path, test_config: dict, key: str):
+    """After a change of ``key`` (EVALUATION_CHANGES) its rule re-runs, and no training
+    and no simulation does."""
     value, reruns = EVALUATION_CHANGES[key]
     *sections, leaf = key.split(".")
     change = {leaf: value}
@@ -123,6 +129,6 @@ def test_evaluation_setting_reruns_no_training_and_no_simulation(
     assert current[leaf] != value, f"{key} is {value!r} already"
     for section in reversed(sections):
         change = {section: change}
-    rules = _planned_rules(workflow_results, tmp_path, change)
+    rules = _planned_rules(results, tmp_path, change)
     assert reruns in rules, rules
     assert not rules & (TRAINING_RULES | SIMULATION_RULES), rules
