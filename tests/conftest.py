@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from temflow.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -19,15 +20,17 @@ def run_snakemake(
     *args: str,
     results_dir: Path,
     check: bool = True,
-    configfile: str = "config/test.yaml",
+    configfile: str | tuple[str, ...] = "config/test.yaml",
     overrides: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """Run snakemake on the repository with ``configfile`` writing below ``results_dir``;
-    ``overrides`` are extra ``--config`` items (key=value)."""
+    """Run snakemake on the repository with ``configfile`` (one or several, merged in
+    order over config/config.yaml) writing below ``results_dir``; ``overrides`` are extra
+    ``--config`` items (key=value)."""
+    configfiles = (configfile,) if isinstance(configfile, str) else tuple(configfile)
     cmd = [
         SNAKEMAKE,
         "--configfile",
-        configfile,
+        *configfiles,
         "--config",
         f"results_dir={results_dir}",
         *overrides,
@@ -44,7 +47,9 @@ def run_snakemake(
 
 @pytest.fixture(scope="session")
 def test_config() -> dict:
-    return yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    """The config the workflow runs config/test.yaml with (merged over config/config.yaml,
+    schema defaults filled in)."""
+    return load_config(["config/test.yaml"], root=ROOT)
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +58,17 @@ def workflow_results(tmp_path_factory) -> Path:
     results_dir = tmp_path_factory.mktemp("results")
     run_snakemake("--cores", "2", results_dir=results_dir)
     return results_dir
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads the end-to-end run must be deselectable with -m "not workflow"."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "workflow_results" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("workflow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests using workflow_results lack @pytest.mark.workflow: " + ", ".join(unmarked)
+        )

@@ -8,8 +8,10 @@ import jsonschema
 import pytest
 import yaml
 from conftest import ROOT, run_snakemake
+from snakemake.cli import parse_config
+from workflow_api import query
 
-from temflow.config import describe_config_error
+from temflow.config import describe_config_error, load_config, parse_string_values
 
 SCHEMA_PATH = ROOT / "config" / "schema.yaml"
 
@@ -21,8 +23,49 @@ def schema() -> dict:
 
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml"])
 def test_shipped_configs_validate(schema, name):
-    config = yaml.safe_load((ROOT / "config" / name).read_text())
+    # what a run sees: the file merged over config.yaml (load_config validates it too)
+    config = load_config([f"config/{name}"], root=ROOT)
     jsonschema.Draft202012Validator(schema).validate(config)
+
+
+@pytest.mark.parametrize("name", ["test.yaml", "paper.yaml"])
+def test_override_files_hold_only_differences(name):
+    """test.yaml and paper.yaml name only what differs from config.yaml: a value repeated
+    there would hide which settings the file really changes."""
+    default = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    override = yaml.safe_load((ROOT / "config" / name).read_text())
+
+    def repeated(over, base, where=""):
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                yield from repeated(value, base[key], f"{where}{key}.")
+            elif key in base and base[key] == value:
+                yield f"{where}{key}"
+
+    assert not list(repeated(override, default))
+
+
+@pytest.mark.parametrize(
+    ("configfiles", "overrides"),
+    [
+        (("config/test.yaml",), ()),
+        (("config/paper.yaml",), ()),
+        (("config/config.yaml",), ("seed=7", "md={temperature_K: 600}")),
+    ],
+)
+def test_load_config_is_the_config_snakemake_runs_with(tmp_path, configfiles, overrides):
+    """load_config (and so the test_config fixture) merges as Snakemake does: a key that
+    config.yaml sets and test.yaml leaves out is inherited (e.g. test.yaml's
+    segmentation.training.max_steps_per_epoch is config.yaml's 50)."""
+    results = str(tmp_path / "r")
+    seen = query(results, configfiles=configfiles, overrides=overrides)["config"]
+    # items as Snakemake's --config parser reads them: nested values are YAML text
+    expected = load_config(
+        configfiles, {"results_dir": results, **parse_config(list(overrides))}, root=ROOT
+    )
+    assert seen == expected
+    if configfiles == ("config/test.yaml",):
+        assert seen["segmentation"]["training"]["max_steps_per_epoch"] == 50
 
 
 def test_every_schema_key_is_documented(schema):
@@ -71,3 +114,52 @@ def test_task_augmentation_override_is_checked(test_config):
     config["monet"]["task_augmentation"] = {"segment": {"augment_rotate": True}}
     message = describe_config_error(config, SCHEMA_PATH)
     assert "'segment' was unexpected" in message
+
+
+def test_nested_config_strings_get_the_schema_types(schema):
+    # what Snakemake's --config parser makes of md="{temperature_K: 600}" and friends
+    cli = {
+        "seed": 7,
+        "results_dir": "600",
+        "device": "cpu",
+        "md": {"temperature_K": "600", "systems": ["graphene"], "cutoffs_A": {"C-C": "1.9"}},
+        "plots": {"dpi": "100"},
+        "hrtem": {"simulation": {"output_sampling_A": ["0.19", "0.21"]}},
+        "segmentation": {
+            "peak_threshold": "0.5",
+            "crop_px": "null",
+            "class_weights": "none",
+            "training": {"ema_decay": "0.99", "patience": "null"},
+            "figure": {"substrate": "bare"},
+        },
+        "monet": {"augment_rotate": "true", "training": {"max_steps_per_epoch": "[1, 2]"}},
+    }
+    typed = parse_string_values(cli, schema)
+    assert typed == {
+        "seed": 7,
+        "results_dir": "600",  # the schema wants a string: left alone
+        "device": "cpu",
+        "md": {"temperature_K": 600, "systems": ["graphene"], "cutoffs_A": {"C-C": 1.9}},
+        "plots": {"dpi": 100},
+        "hrtem": {"simulation": {"output_sampling_A": [0.19, 0.21]}},
+        "segmentation": {
+            "peak_threshold": 0.5,
+            "crop_px": None,
+            "class_weights": "none",  # an enum value, not YAML's null
+            "training": {"ema_decay": 0.99, "patience": None},
+            "figure": {"substrate": "bare"},
+        },
+        # parsed, and then rejected by the validation (a list is no integer)
+        "monet": {"augment_rotate": True, "training": {"max_steps_per_epoch": [1, 2]}},
+    }
+    assert cli["md"]["temperature_K"] == "600"  # a new structure; the input is unchanged
+    assert parse_string_values({"segmentation": {"peak_threshold": "auto"}}, schema) == {
+        "segmentation": {"peak_threshold": "auto"}
+    }
+    # what YAML does not turn into another type stays a string for the validation to name
+    assert parse_string_values({"md": {"temperature_K": "hot"}}, schema) == {
+        "md": {"temperature_K": "hot"}
+    }
+    assert describe_config_error(
+        parse_string_values({"md": {"temperature_K": "hot"}}, schema), SCHEMA_PATH
+    ).startswith("config error at md.temperature_K: 'hot' is not of type 'number'")

@@ -603,6 +603,7 @@ def test_missing_vibration_element_leaves_no_shard(tmp_path):
 # --- end to end (config/test.yaml) -------------------------------------------------------
 
 
+@pytest.mark.workflow
 def test_workflow_hrtem_shards(workflow_results, test_config):
     hr = test_config["hrtem"]
     for name, spec in hr["datasets"].items():

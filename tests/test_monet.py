@@ -294,6 +294,7 @@ def test_noise_augmentation_keeps_the_sigma_column_true():
 # --- end to end on config/test.yaml --------------------------------------------------
 
 
+@pytest.mark.workflow
 def test_trajectory_sets_written(workflow_results, test_config):
     traj = test_config["trajectories"]
     with h5py.File(workflow_results / "trajectories" / "classify_train.h5") as f:
@@ -304,6 +305,7 @@ def test_trajectory_sets_written(workflow_results, test_config):
         assert int(f.attrs["seed"]) != seed_train
 
 
+@pytest.mark.workflow
 def test_monet_models_and_evaluation(workflow_results):
     models = workflow_results / "models"
     for task in ("classify", "fbm_alpha", "ctrw_alpha"):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import tomllib
 
+import pytest
 import yaml
 from conftest import ROOT
+from workflow_api import query
 
 # conda-forge names that differ from PyPI names
 CONDA_TO_PYPI = {"pytorch": "torch"}
@@ -28,21 +30,23 @@ def test_conda_env_matches_pyproject():
     assert {"kim-api", "openkim-models"} <= conda  # asap3 needs OpenKIM for MoS2
 
 
-def test_every_rule_names_the_conda_env():
-    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        text = smk.read_text()
-        n_rules = len(re.findall(r"^rule \w+:", text, flags=re.M))
-        assert text.count("conda:") == n_rules, smk.name
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory) -> dict:
+    """Every rule of the workflow but `all`, as Snakemake's API describes it."""
+    described = query(tmp_path_factory.mktemp("results"))["rules"]
+    return {name: rule for name, rule in described.items() if name != "all"}
 
 
-def test_every_rule_has_log_benchmark_threads_resources():
-    n_rules = 0
-    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        rules = re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), flags=re.M)
-        n_rules += len(rules)
-        for name, body in rules:
-            for directive in ("log:", "benchmark:", "threads:", "resources:", "conda:"):
-                assert f"\n    {directive}" in f"\n{body}", (
-                    f"{smk.name}: rule {name} lacks {directive}"
-                )
-    assert n_rules >= 10  # the regex really sees the rules
+def test_every_rule_names_the_conda_env(rules):
+    assert len(rules) >= 10
+    for name, rule in rules.items():
+        assert rule["conda"] == "../../envs/temflow.yaml", name
+
+
+def test_every_rule_has_log_benchmark_threads_resources(rules):
+    for name, rule in rules.items():
+        for directive in ("log", "benchmark", "threads", "resources", "conda_env"):
+            assert directive in rule["declares"], f"rule {name} lacks {directive}:"
+        assert rule["log"] and rule["benchmark"], name
+        # what a SLURM job is sized by
+        assert {"mem_mb", "runtime"} <= set(rule["resources"]), name

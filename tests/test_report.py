@@ -46,6 +46,7 @@ def test_headline_table_from_constructed_tables(tmp_path):
         headline_table(monet_summary_csv=vib)
 
 
+@pytest.mark.workflow
 def test_summary_and_report(workflow_results):
     table = pd.read_csv(workflow_results / "summary.csv")
     assert {"MD", "segmentation", "MoNet"} == set(table["stage"])

@@ -15,23 +15,18 @@ import subprocess
 import pytest
 import yaml
 from conftest import ROOT, run_snakemake
+from workflow_api import query
 
 STATE_DIR = "/tmp/temflow-slurm-test"
 
 
-def _training_rules() -> list[str]:
-    rules = []
-    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
-            if re.search(r"^\s+gpu=1", body, re.M):
-                rules.append(name)
-    return sorted(rules)
+def _rules(results_dir) -> dict:
+    """Every rule as Snakemake's API describes it."""
+    return query(results_dir)["rules"]
 
 
-def _local_rules() -> set[str]:
-    text = (ROOT / "Snakefile").read_text()
-    block = re.search(r"^localrules:\n((?:[ \t]+.*\n)+)", text, re.M)
-    return {r.strip(" ,") for r in block.group(1).split()} if block else set()
+def _training_rules(rules: dict) -> list[str]:
+    return sorted(name for name, rule in rules.items() if rule["resources"].get("gpu") == 1)
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +47,27 @@ def slurm_cluster():
     subprocess.run(["bash", str(ROOT / "scripts" / "slurm-local-cluster.sh"), "stop"])
 
 
-def test_training_rules_request_a_gpu():
-    assert "monet_train" in _training_rules()
+def test_training_rules_request_a_gpu(tmp_path):
+    rules = _rules(tmp_path / "results")
+    assert _training_rules(rules) == ["monet_train", "segmentation_train"]
+    # aggregation, figures and the summary run on the submitting node
+    assert {name for name, rule in rules.items() if rule["localrule"]} >= {
+        "md_vibrations",
+        "md_figure",
+        "hrtem_figure",
+        "segmentation_figures",
+        "monet_report",
+        "report_summary",
+    }
 
 
+@pytest.mark.workflow
 def test_test_config_runs_through_slurm_profile(slurm_cluster, tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
+    results = tmp_path / "results"
+    plan = query(results)  # every job, as nothing is there yet
+    local = {name for name, rule in plan["rules"].items() if rule["localrule"]}
+    n_cluster_jobs = sum(job["rule"] not in local | {"all"} for job in plan["jobs"])
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert profile["default-resources"]["slurm_partition"] == "CHANGE_ME"
@@ -66,7 +76,7 @@ def test_test_config_runs_through_slurm_profile(slurm_cluster, tmp_path):
     profile["default-resources"]["slurm_partition"] = "debug"
     del profile["default-resources"]["slurm_account"]
     profile["slurm-status-command"] = "squeue"  # no accounting database here
-    profile["set-resources"] = {rule: {"gpu": 0} for rule in _training_rules()}
+    profile["set-resources"] = {rule: {"gpu": 0} for rule in _training_rules(plan["rules"])}
     profile["jobs"] = 4
     profile["latency-wait"] = 5
     profile["slurm-init-seconds-before-status-checks"] = 2  # tiny jobs: poll early
@@ -76,18 +86,14 @@ def test_test_config_runs_through_slurm_profile(slurm_cluster, tmp_path):
     jobcomp = os.path.join(slurm_cluster, "log", "jobcomp.log")
     before = _completed_jobs(jobcomp)
 
-    results = tmp_path / "results"
-    proc = run_snakemake("--profile", str(profile_dir), results_dir=results)
-    output = proc.stdout + proc.stderr
+    run_snakemake("--profile", str(profile_dir), results_dir=results)
 
     done = _completed_jobs(jobcomp)[len(before) :]
     assert done, "no job went through sbatch"
     assert all(state == "COMPLETED" for state in done), done
-    # Every non-local job of the workflow was one SLURM job.
-    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", output)
-    n_local = sum(output.count(f"localrule {rule}:") for rule in _local_rules())
-    n_jobs = int(re.search(r"(\d+) of \1 steps \(100%\) done", output).group(1))
-    assert len(submitted) == len(done) == n_jobs - n_local - 1  # -1: rule all
+    # Every non-local job of the workflow was one SLURM job, and the run is complete.
+    assert len(done) == n_cluster_jobs
+    assert query(results)["jobs"] == []
     assert (results / "md" / "vibrations.csv").is_file()
 
 

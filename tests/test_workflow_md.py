@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from conftest import run_snakemake
 
 from temflow.md.vibrations import TABLE_COLUMNS
 
 
+@pytest.mark.workflow
 def test_md_stage_outputs(workflow_results, test_config):
     table = pd.read_csv(workflow_results / "md" / "vibrations.csv")
     assert list(table.columns) == TABLE_COLUMNS
@@ -23,12 +25,14 @@ def test_md_stage_outputs(workflow_results, test_config):
         assert "atom-steps/s" in log
 
 
+@pytest.mark.workflow
 def test_same_seed_gives_identical_vibration_table(workflow_results, tmp_path):
     target = tmp_path / "md" / "vibrations.csv"
     run_snakemake("--cores", "2", str(target), results_dir=tmp_path)
     assert target.read_bytes() == (workflow_results / "md" / "vibrations.csv").read_bytes()
 
 
+@pytest.mark.workflow  # runs an md_run job
 def test_missing_kim_model_fails_cleanly(tmp_path):
     target = tmp_path / "md" / "runs" / "mos2_sheet" / "run0.csv"
     proc = run_snakemake(

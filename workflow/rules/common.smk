@@ -1,13 +1,20 @@
-# Helpers shared by every stage: config validation, paths, resources.
+# Helpers shared by every stage: config validation, paths, the input and params functions
+# of every rule, seeds and wildcard constraints.
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from temflow.config import describe_config_error
+from temflow.config import describe_config_error, load_schema, parse_string_values
+from temflow.seeding import workflow_seed_key
 from temflow.segmentation import IMAGE_PARAMETERS
 
 SCHEMA = workflow.source_path("../../config/schema.yaml")
+# Nested --config values arrive as strings (md="{temperature_K: 600}" gives '600'): give
+# them the types the schema declares before validating.
+_typed = parse_string_values(config, load_schema(SCHEMA))
+config.clear()
+config.update(_typed)
 try:
     validate(config, "../../config/schema.yaml")  # also fills in schema defaults
 except WorkflowError:
@@ -51,6 +58,36 @@ def log_path(rule_name, *wildcards):
 def bench_path(rule_name, *wildcards):
     stem = "_".join([rule_name, *wildcards]) if wildcards else rule_name
     return str(BENCH / f"{stem}.tsv")
+
+
+def one_of(names):
+    """Wildcard constraint matching exactly these names (from the config)."""
+    return "|".join(names)
+
+
+def job_seed(rule):
+    """Params function: the seed key of each job of `rule`, (master seed, stage,
+    *wildcards) from temflow.seeding.WORKFLOW_SEEDS, for derive_seed / derive_rng.
+
+    It takes `output`, which makes it a param derived from the output path: Snakemake does
+    not track it, since it follows from the tracked master_seed param and the wildcards.
+    """
+
+    def seed_key(wildcards, output):
+        return list(workflow_seed_key(MASTER_SEED, rule, wildcards))
+
+    return seed_key
+
+
+def model_work_dir(stem):
+    """Params function: results/models/work/<stem> (wildcards filled in), where a training
+    job keeps its checkpoints: outside its outputs, so that an interrupted job resumes.
+    """
+
+    def work_dir(wildcards):
+        return results("models", "work", stem.format(**dict(wildcards.items())))
+
+    return work_dir
 
 
 # --- MD stage -------------------------------------------------------------------------
@@ -102,6 +139,15 @@ def hrtem_shard_size(dataset, shard):
     return min(HRTEM["images_per_shard"], n - shard * HRTEM["images_per_shard"])
 
 
+def hrtem_substrate(wildcards):
+    return HRTEM["datasets"][wildcards.dataset]["substrate"]
+
+
+def hrtem_shard_images(wildcards):
+    """Number of images in one shard (the last shard of a dataset may hold fewer)."""
+    return hrtem_shard_size(wildcards.dataset, int(wildcards.shard))
+
+
 def hrtem_shards(dataset):
     """Every shard path of one dataset (what the segmentation stage consumes)."""
     return [
@@ -116,6 +162,12 @@ HRTEM_TARGETS = [*HRTEM_ALL_SHARDS, results("figures", "hrtem_examples.png")]
 
 # --- segmentation stage ---------------------------------------------------------------
 SEG = config["segmentation"]
+# segmentation_train writes the trained network, segmentation_calibrate the final model
+# (the same weights, with the peak threshold calibrated for the detection settings in its
+# card): a change of detection settings recalibrates without retraining.
+SEG_TRAINED = results("models", "trained", "{net}_{substrate}.pt")
+SEG_TRAINED_CARD = results("models", "trained", "{net}_{substrate}.json")
+SEG_METRICS = results("models", "{net}_{substrate}_metrics.csv")
 SEG_MODEL = results("models", "{net}_{substrate}.pt")
 SEG_CARD = results("models", "{net}_{substrate}.json")
 SEG_EVAL = results("eval", "{net}_{substrate}.csv")
@@ -127,14 +179,35 @@ SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
 SEG_IMAGE_PARAMETERS = list(IMAGE_PARAMETERS)
 
 
-def seg_training(net):
-    """The training settings of one network: `training` updated by `network_training`."""
-    return {**SEG["training"], **SEG["network_training"].get(net, {})}
-
-
 def seg_shards(substrate, split):
     """HR-TEM shards of one substrate's training or validation set."""
     return hrtem_shards(SEG["datasets"][substrate][split])
+
+
+def seg_train_shards(wildcards):
+    return seg_shards(wildcards.substrate, "train")
+
+
+def seg_val_shards(wildcards):
+    return seg_shards(wildcards.substrate, "val")
+
+
+def seg_arch(wildcards):
+    """Architecture arguments of one network (segmentation.msdnet / segmentation.unet)."""
+    return SEG[wildcards.net]
+
+
+def seg_training(wildcards):
+    """The training settings of one network: `training` updated by `network_training`."""
+    return {**SEG["training"], **SEG["network_training"][wildcards.net]}
+
+
+def seg_detection(*, peak_threshold=True):
+    """Params entries of the column detection, one set for the calibration, evaluation and
+    figure rules: min_separation_A, match_radius_A, border_A and, except for the
+    calibration (which finds it), peak_threshold."""
+    keys = ["min_separation_A", "match_radius_A", "border_A"]
+    return {key: SEG[key] for key in keys + ["peak_threshold"] * peak_threshold}
 
 
 SEG_TARGETS = [
@@ -172,6 +245,32 @@ if TRAJ["noisy_test_noise_step_std"] > 0:
     )
 TRAJ_H5 = results("trajectories", "{set}.h5")
 TRAJ_TARGETS = expand(TRAJ_H5, set=list(TRAJ_SETS))
+# What every set shares (trajectories_generate)
+TRAJ_SETTINGS = {
+    key: TRAJ[key]
+    for key in (
+        "length",
+        "fbm_alpha_range",
+        "ctrw_alpha_range",
+        "diffusion_range_px2_per_frame",
+        "ctrw_waiting_time",
+        "noise_step_std",
+    )
+}
+
+
+def traj_kind(wildcards):
+    return TRAJ_SETS[wildcards.set][0]
+
+
+def traj_size(wildcards):
+    return TRAJ_SETS[wildcards.set][1]
+
+
+def traj_noise_step_std(wildcards):
+    """The set's own localisation noise (None: trajectories.noise_step_std)."""
+    return TRAJ_SETS[wildcards.set][2]
+
 
 # --- MoNet stage ----------------------------------------------------------------------
 MONET = config["monet"]
@@ -190,14 +289,48 @@ if "classify_test_noisy" in TRAJ_SETS:
     MONET_EVALS["classify_noisy"] = ("classify", "classify_test_noisy")
 
 
-def monet_augment(task, key):
-    """One augmentation setting of a MoNet task: `monet.<key>` unless
-    `monet.task_augmentation.<task>` changes it."""
-    return MONET.get("task_augmentation", {}).get(task, {}).get(key, MONET[key])
-
-
 MONET_MODEL = results("models", "monet_{task}.pt")
 MONET_EVAL_CSV = results("eval", "monet_{name}.csv")
+
+
+def monet_task_setting(key):
+    """Params function: one augmentation setting of a MoNet task, `monet.<key>` unless
+    `monet.task_augmentation.<task>` changes it."""
+
+    def setting(wildcards):
+        return MONET["task_augmentation"][wildcards.task].get(key, MONET[key])
+
+    return setting
+
+
+def monet_train_set(wildcards):
+    return TRAJ_H5.format(set=MONET_TRAIN_SET[wildcards.task])
+
+
+def monet_eval_task(wildcards):
+    """The task of the model that evaluation `name` tests."""
+    return MONET_EVALS[wildcards.name][0]
+
+
+def monet_eval_model(wildcards):
+    return MONET_MODEL.format(task=monet_eval_task(wildcards))
+
+
+def monet_eval_set(wildcards):
+    return TRAJ_H5.format(set=MONET_EVALS[wildcards.name][1])
+
+
+def monet_report_inputs(wildcards):
+    """Every evaluation table, named as monet_report.py reads them: classify, fbm, ctrw and
+    (with a noisy test set) noisy."""
+    return {
+        (
+            "noisy" if name == "classify_noisy" else name.split("_")[0]
+        ): MONET_EVAL_CSV.format(name=name)
+        for name in MONET_EVALS
+    }
+
+
 MONET_TARGETS = [
     *expand(MONET_MODEL, task=list(MONET_TRAIN_SET)),
     results("eval", "monet_summary.csv"),
@@ -217,3 +350,16 @@ def report_summary_inputs(wildcards):
 
 
 REPORT_TARGETS = [results("summary.csv")]
+
+
+# Every wildcard takes only the names the config defines.
+wildcard_constraints:
+    system=one_of(MD_SYSTEMS),
+    run="[0-9]+",
+    dataset=one_of(HRTEM["datasets"]) or "none",
+    shard="[0-9]{4}",
+    net=one_of(SEG["networks"]),
+    substrate=one_of(SEG["substrates"]),
+    set=one_of(TRAJ_SETS),
+    task=one_of(MONET_TRAIN_SET),
+    name=one_of(MONET_EVALS),

@@ -1,11 +1,6 @@
 # HR-TEM stage: frozen-phonon focal series of MoS2 (bare, on graphene) + column labels.
 
 
-wildcard_constraints:
-    dataset="|".join(HRTEM["datasets"]) or "none",
-    shard="[0-9]{4}",
-
-
 rule hrtem_shard:
     input:
         vibrations=results("md", "vibrations.csv"),
@@ -25,8 +20,8 @@ rule hrtem_shard:
         sample=HRTEM["sample"],
         microscope=HRTEM["microscope"],
         simulation=HRTEM["simulation"],
-        substrate=lambda wc: HRTEM["datasets"][wc.dataset]["substrate"],
-        n_images=lambda wc: hrtem_shard_size(wc.dataset, int(wc.shard)),
+        substrate=hrtem_substrate,
+        n_images=hrtem_shard_images,
         cutoffs_A=MD["cutoffs_A"],
         master_seed=MASTER_SEED,
         device=DEVICE,

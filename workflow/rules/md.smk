@@ -28,6 +28,7 @@ rule md_run:
         cutoffs_A=MD["cutoffs_A"],
         kim_model=MD["kim_model"],
         master_seed=MASTER_SEED,
+        seed_key=job_seed("md_run"),
     script:
         "../scripts/md_run.py"
 

@@ -3,7 +3,7 @@
 
 rule monet_train:
     input:
-        h5=lambda wc: TRAJ_H5.format(set=MONET_TRAIN_SET[wc.task]),
+        h5=monet_train_set,
     output:
         pt=MONET_MODEL,
         card=results("models", "monet_{task}.json"),
@@ -12,8 +12,6 @@ rule monet_train:
         log_path("monet_train", "{task}"),
     benchmark:
         bench_path("monet_train", "{task}")
-    wildcard_constraints:
-        task="|".join(MONET_TRAIN_SET),
     conda:
         CONDA_ENV
     threads: 2
@@ -25,36 +23,30 @@ rule monet_train:
         training=MONET["training"],
         val_fraction=MONET["val_fraction"],
         combine_axes=MONET["combine_axes"],
-        augment_noise_step_std=lambda wc: monet_augment(
-            wc.task, "augment_noise_step_std"
-        ),
-        augment_rotate=lambda wc: monet_augment(wc.task, "augment_rotate"),
-        augment_noise_free_fraction=lambda wc: monet_augment(
-            wc.task, "augment_noise_free_fraction"
-        ),
-        augment_resimulate=lambda wc: monet_augment(wc.task, "augment_resimulate"),
-        noise_input=lambda wc: monet_augment(wc.task, "noise_input"),
+        augment_noise_step_std=monet_task_setting("augment_noise_step_std"),
+        augment_rotate=monet_task_setting("augment_rotate"),
+        augment_noise_free_fraction=monet_task_setting("augment_noise_free_fraction"),
+        augment_resimulate=monet_task_setting("augment_resimulate"),
+        noise_input=monet_task_setting("noise_input"),
         trajectories=TRAJ_GENERATOR,
         device=DEVICE,
         master_seed=MASTER_SEED,
-        # checkpoints live outside the outputs so an interrupted job resumes
-        work_dir=lambda wc: results("models", "work", f"monet_{wc.task}"),
+        seed_key=job_seed("monet_train"),
+        work_dir=model_work_dir("monet_{task}"),
     script:
         "../scripts/monet_train.py"
 
 
 rule monet_evaluate:
     input:
-        model=lambda wc: MONET_MODEL.format(task=MONET_EVALS[wc.name][0]),
-        h5=lambda wc: TRAJ_H5.format(set=MONET_EVALS[wc.name][1]),
+        model=monet_eval_model,
+        h5=monet_eval_set,
     output:
         csv=MONET_EVAL_CSV,
     log:
         log_path("monet_evaluate", "{name}"),
     benchmark:
         bench_path("monet_evaluate", "{name}")
-    wildcard_constraints:
-        name="|".join(MONET_EVALS),
     conda:
         CONDA_ENV
     threads: 1
@@ -62,7 +54,7 @@ rule monet_evaluate:
         mem_mb=2000,
         runtime=10,
     params:
-        task=lambda wc: MONET_EVALS[wc.name][0],
+        task=monet_eval_task,
         device=DEVICE,
         batch_size=MONET["eval_batch_size"],
     script:
@@ -71,14 +63,7 @@ rule monet_evaluate:
 
 rule monet_report:
     input:
-        unpack(
-            lambda wc: {
-                ("noisy" if name == "classify_noisy" else name.split("_")[0]): (
-                    MONET_EVAL_CSV.format(name=name)
-                )
-                for name in MONET_EVALS
-            }
-        ),
+        unpack(monet_report_inputs),
     output:
         summary=report(
             results("eval", "monet_summary.csv"),

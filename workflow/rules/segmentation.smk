@@ -1,21 +1,19 @@
-# Segmentation stage: train MSD-net and U-net per substrate on the HR-TEM shards,
-# evaluate per validation image (peaks -> matching -> F1), figures and summary table.
+# Segmentation stage: train MSD-net and U-net per substrate on the HR-TEM shards, calibrate
+# each one's peak threshold, evaluate per validation image (peaks -> matching -> F1),
+# figures and summary table.
 
 
 rule segmentation_train:
     input:
-        train=lambda wc: seg_shards(wc.substrate, "train"),
+        train=seg_train_shards,
     output:
-        model=SEG_MODEL,
-        card=SEG_CARD,
-        metrics=results("models", "{net}_{substrate}_metrics.csv"),
+        model=SEG_TRAINED,
+        card=SEG_TRAINED_CARD,
+        metrics=SEG_METRICS,
     log:
         log_path("segmentation_train", "{net}", "{substrate}"),
     benchmark:
         bench_path("segmentation_train", "{net}", "{substrate}")
-    wildcard_constraints:
-        net="msdnet|unet",
-        substrate="bare|graphene",
     conda:
         CONDA_ENV
     threads: 2
@@ -24,37 +22,57 @@ rule segmentation_train:
         runtime=SEG["runtime_min"],
         gpu=1,
     params:
-        arch=lambda wc: SEG[wc.net],
-        training=lambda wc: seg_training(wc.net),
+        arch=seg_arch,
+        training=seg_training,
         target_width_A=SEG["target_width_A"],
         crop_px=SEG["crop_px"],
         class_weights=SEG["class_weights"],
         training_val_images=SEG["training_val_images"],
-        detection={
-            "min_separation_A": SEG["min_separation_A"],
-            "match_radius_A": SEG["match_radius_A"],
-            "border_A": SEG["border_A"],
-        },
         device=DEVICE,
         master_seed=MASTER_SEED,
-        work_dir=lambda wc: results("models", "work", f"{wc.net}_{wc.substrate}"),
+        seed_key=job_seed("segmentation_train"),
+        work_dir=model_work_dir("{net}_{substrate}"),
     script:
         "../scripts/segmentation_train.py"
+
+
+# The peak threshold that gives the best mean F1 on the training images held out of
+# training, written into the final model's card (peak_threshold: auto uses it).
+rule segmentation_calibrate:
+    input:
+        model=SEG_TRAINED,
+        train=seg_train_shards,
+    output:
+        model=SEG_MODEL,
+        card=SEG_CARD,
+    log:
+        log_path("segmentation_calibrate", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_calibrate", "{net}", "{substrate}")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=4000,  # reads the training shards, as segmentation_train
+        runtime=30,
+    params:
+        **seg_detection(peak_threshold=False),
+        training_val_images=SEG["training_val_images"],
+        device=DEVICE,
+    script:
+        "../scripts/segmentation_calibrate.py"
 
 
 rule segmentation_evaluate:
     input:
         model=SEG_MODEL,
-        val=lambda wc: seg_shards(wc.substrate, "val"),
+        val=seg_val_shards,
     output:
         csv=SEG_EVAL,
     log:
         log_path("segmentation_evaluate", "{net}", "{substrate}"),
     benchmark:
         bench_path("segmentation_evaluate", "{net}", "{substrate}")
-    wildcard_constraints:
-        net="msdnet|unet",
-        substrate="bare|graphene",
     conda:
         CONDA_ENV
     threads: 1
@@ -62,10 +80,7 @@ rule segmentation_evaluate:
         mem_mb=2000,
         runtime=30,
     params:
-        peak_threshold=SEG["peak_threshold"],
-        min_separation_A=SEG["min_separation_A"],
-        match_radius_A=SEG["match_radius_A"],
-        border_A=SEG["border_A"],
+        **seg_detection(),
         device=DEVICE,
         image_parameters=SEG_IMAGE_PARAMETERS,
     script:
@@ -119,14 +134,11 @@ rule segmentation_figures:
         mem_mb=2000,
         runtime=10,
     params:
+        **seg_detection(),
         networks=SEG["networks"],
         substrates=SEG["substrates"],
         figure_substrate=SEG["figure"]["substrate"],
         figure_image=SEG["figure"]["image"],
-        peak_threshold=SEG["peak_threshold"],
-        min_separation_A=SEG["min_separation_A"],
-        match_radius_A=SEG["match_radius_A"],
-        border_A=SEG["border_A"],
         dpi=PLOTS["dpi"],
     script:
         "../scripts/segmentation_figures.py"

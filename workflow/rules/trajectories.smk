@@ -8,8 +8,6 @@ rule trajectories_generate:
         log_path("trajectories_generate", "{set}"),
     benchmark:
         bench_path("trajectories_generate", "{set}")
-    wildcard_constraints:
-        set="|".join(TRAJ_SETS),
     conda:
         CONDA_ENV
     threads: 1
@@ -17,20 +15,11 @@ rule trajectories_generate:
         mem_mb=2000,
         runtime=10,
     params:
-        kind=lambda wc: TRAJ_SETS[wc.set][0],
-        n=lambda wc: TRAJ_SETS[wc.set][1],
-        noise_step_std=lambda wc: TRAJ_SETS[wc.set][2],
-        trajectories={
-            k: TRAJ[k]
-            for k in (
-                "length",
-                "fbm_alpha_range",
-                "ctrw_alpha_range",
-                "diffusion_range_px2_per_frame",
-                "ctrw_waiting_time",
-                "noise_step_std",
-            )
-        },
+        kind=traj_kind,
+        n=traj_size,
+        noise_step_std=traj_noise_step_std,
+        trajectories=TRAJ_SETTINGS,
         master_seed=MASTER_SEED,
+        seed_key=job_seed("trajectories_generate"),
     script:
         "../scripts/traj_generate.py"

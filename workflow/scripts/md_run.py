@@ -11,7 +11,7 @@ with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
     system, run = sm.wildcards.system, int(sm.wildcards.run)
-    rng = derive_rng(p.master_seed, "md_run", system, run)
+    rng = derive_rng(*p.seed_key)
     atoms = build_system(system, p.system_params, rng)
     atoms.calc = make_calculator(atoms, p.kim_model)
     relax(atoms, p.relax_fmax_eV_per_A)

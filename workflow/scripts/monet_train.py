@@ -25,6 +25,6 @@ with script_context(snakemake) as log:  # noqa: F821
         resimulate=p.trajectories if p.augment_resimulate else None,
         combine_axes=p.combine_axes,
         noise_input=p.noise_input,
-        seed=derive_seed(p.master_seed, "monet_train", sm.wildcards.task),
+        seed=derive_seed(*p.seed_key),
     )
     log.info("monet_%s: %s", sm.wildcards.task, card["metrics"])

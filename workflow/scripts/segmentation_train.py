@@ -9,10 +9,11 @@ from temflow.workflow import script_context
 with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     p, net, substrate = sm.params, sm.wildcards.net, sm.wildcards.substrate
-    seed = derive_seed(p.master_seed, "segmentation_train", net, substrate)
-    config = TrainConfig.from_dict({**p.training, "device": p.device, "seed": seed})
-    # Hold the last training images out (best epoch, peak threshold); the validation set
-    # stays untouched for the evaluation.
+    config = TrainConfig.from_dict(
+        {**p.training, "device": p.device, "seed": derive_seed(*p.seed_key)}
+    )
+    # Hold the last training images out (best epoch; segmentation_calibrate's peak
+    # threshold); the validation set stays untouched for the evaluation.
     train_all = load_column_images(sm.input.train)
     train_data, val_data = holdout_split(train_all, p.training_val_images)
     card = train_segmentation(

@@ -8,7 +8,7 @@ from temflow.workflow import script_context
 with script_context(snakemake) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
-    seed = derive_seed(p.master_seed, "trajectories", sm.wildcards.set)
+    seed = derive_seed(*p.seed_key)
     data = generate_set(p.kind, p.n, p.trajectories, seed, noise_step_std=p.noise_step_std)
     log.info(
         "%s: %d x %d frames, seed %d, %s",

@@ -1,0 +1,27 @@
+"""Rerun decisions without a real run: a results directory whose jobs are recorded as
+finished through Snakemake's own metadata (empty outputs, tests/workflow_api.py
+--record-finished). The fast counterpart of test_regeneration's end-to-end checks."""
+
+from __future__ import annotations
+
+import pytest
+from test_regeneration import EVALUATION_CHANGES, check_evaluation_change
+from workflow_api import planned, query
+
+
+@pytest.fixture(scope="module")
+def recorded_results(tmp_path_factory):
+    results = tmp_path_factory.mktemp("recorded")
+    query(results, record_finished=True)
+    return results
+
+
+def test_recorded_run_is_complete(recorded_results):
+    assert planned(query(recorded_results)) == set()
+
+
+@pytest.mark.parametrize("key", list(EVALUATION_CHANGES))
+def test_evaluation_setting_reruns_no_training_and_no_simulation(
+    recorded_results, tmp_path, test_config, key
+):
+    check_evaluation_change(recorded_results, tmp_path, test_config, key)
