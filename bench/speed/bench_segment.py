@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from bench.common import median_time, print_table, write_result
 from temflow.apply.images import FocalSeries
 from temflow.apply.segment import segment_series
+from temflow.config import load_config
 from temflow.models import MSDNet, UNet
 
 CONFIG_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.yaml"}
@@ -32,8 +32,8 @@ CONFIG_FILES = {"test": "test.yaml", "default": "config.yaml", "paper": "paper.y
 def config_archs(name: str) -> dict[str, dict]:
     """The ``segmentation.msdnet`` / ``segmentation.unet`` arguments of a shipped config,
     read from config/ so that the benchmark follows the configs."""
-    path = Path(__file__).resolve().parents[2] / "config" / CONFIG_FILES[name]
-    seg = yaml.safe_load(path.read_text())["segmentation"]
+    root = Path(__file__).resolve().parents[2]
+    seg = load_config([Path("config") / CONFIG_FILES[name]], root=root)["segmentation"]
     return {"msdnet": dict(seg["msdnet"]), "unet": dict(seg["unet"])}
 
 

@@ -20,9 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from bench.common import print_table, write_result
+from temflow.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", default="config/config.yaml")
     args = parser.parse_args()
-    config = yaml.safe_load((ROOT / args.configfile).read_text())
+    config = load_config([args.configfile], root=ROOT)
     bench_dir = ROOT / config.get("results_dir", "results") / "benchmarks"
     deps = rule_graph(args.configfile)
     rules = [r for r in deps if r != "all"]

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from bench.common import print_table, write_result
-from temflow.seeding import derive_seed
+from temflow.config import load_config
+from temflow.seeding import derive_seed, workflow_seed_key
 from temflow.segmentation.data import holdout_split, load_column_images
 from temflow.segmentation.detect import calibrate_model
 from temflow.segmentation.evaluate import evaluate_segmentation
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--name", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load(Path(args.configfile).read_text())
+    config = load_config([args.configfile])
     seg = config["segmentation"]
     hrtem = Path(args.results) / "hrtem"
     sets = seg["datasets"][args.substrate]
@@ -62,7 +62,11 @@ def main() -> None:
     rows = []
     for master_seed in args.seeds:
         out = Path(args.work) / f"{args.net}_{args.substrate}_seed{master_seed}"
-        seed = derive_seed(master_seed, "segmentation_train", args.net, args.substrate)
+        seed = derive_seed(
+            *workflow_seed_key(
+                master_seed, "segmentation_train", {"net": args.net, "substrate": args.substrate}
+            )
+        )
         train_config = TrainConfig.from_dict(
             {**training, "device": "auto", "seed": seed, "progress": False}
         )

@@ -19,29 +19,16 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from temflow.config import load_config
 from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import shard_sizes
-
-
-def fill_defaults(value: Any, schema: dict[str, Any]) -> Any:
-    """``value`` with the schema's defaults filled in where keys are missing (recursive)."""
-    if schema.get("type") != "object" or not isinstance(value, dict):
-        return value
-    out = dict(value)
-    for key, sub in schema.get("properties", {}).items():
-        if key not in out and "default" in sub:
-            out[key] = sub["default"]
-        if key in out:
-            out[key] = fill_defaults(out[key], sub)
-    return out
 
 
 def _one_shard(job: dict[str, Any]) -> tuple[str, float]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from temflow.hrtem.generate import generate_shard
     from temflow.md.vibrations import read_vibrations
+    from temflow.seeding import derive_seed, workflow_seed_key
 
     start = time.perf_counter()
     generate_shard(
@@ -51,7 +38,11 @@ def _one_shard(job: dict[str, Any]) -> tuple[str, float]:
         substrate=job["substrate"],
         shard=job["shard"],
         n_images=job["n_images"],
-        master_seed=job["seed"],
+        shard_seed=derive_seed(
+            *workflow_seed_key(
+                job["seed"], "hrtem_shard", {"dataset": job["dataset"], "shard": str(job["shard"])}
+            )
+        ),
         vibrations=read_vibrations(job["vibrations"]),
         cutoffs_A=job["cutoffs_A"],
         device=job["device"],
@@ -69,8 +60,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     args = ap.parse_args()
-    schema = yaml.safe_load((Path(__file__).parents[2] / "config/schema.yaml").read_text())
-    config = fill_defaults(yaml.safe_load(args.configfile.read_text()) or {}, schema)
+    config = load_config([args.configfile])
     hrtem, datasets = config["hrtem"], config["hrtem"]["datasets"]
     hrtem_config = HrtemConfig.from_mapping(hrtem)
     counts = {ds: spec["n_images"] for ds, spec in datasets.items()}

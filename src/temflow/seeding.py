@@ -37,7 +37,6 @@ def derive_rng(master_seed: int, *keys: object) -> np.random.Generator:
 #: derived from: renaming one changes every seed of that stage.
 WORKFLOW_SEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "md_run": ("md_run", ("system", "run")),
-    # derived inside temflow.hrtem.generate.generate_shard from (master seed, dataset, shard)
     "hrtem_shard": ("hrtem", ("dataset", "shard")),
     "trajectories_generate": ("trajectories", ("set",)),
     "monet_train": ("monet_train", ("task",)),

@@ -24,6 +24,7 @@ rule hrtem_shard:
         n_images=hrtem_shard_images,
         cutoffs_A=MD["cutoffs_A"],
         master_seed=MASTER_SEED,
+        seed_key=job_seed("hrtem_shard"),
         device=DEVICE,
     script:
         "../scripts/hrtem_shard.py"

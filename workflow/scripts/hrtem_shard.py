@@ -4,6 +4,7 @@ from temflow.hrtem.config import HrtemConfig
 from temflow.hrtem.generate import generate_shard
 from temflow.hrtem.simulate import abtem_device_name
 from temflow.md.vibrations import read_vibrations
+from temflow.seeding import derive_seed
 from temflow.workflow import script_context
 
 with script_context(snakemake) as log:  # noqa: F821
@@ -29,7 +30,7 @@ with script_context(snakemake) as log:  # noqa: F821
         substrate=p.substrate,
         shard=shard,
         n_images=p.n_images,
-        master_seed=p.master_seed,
+        shard_seed=derive_seed(*p.seed_key),
         vibrations=read_vibrations(sm.input.vibrations),
         cutoffs_A=p.cutoffs_A,
         device=device,

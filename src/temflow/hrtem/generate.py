@@ -94,20 +94,19 @@ def generate_shard(
     substrate: str,
     shard: int,
     n_images: int,
-    master_seed: int,
+    shard_seed: int,
     vibrations: pd.DataFrame,
     cutoffs_A: Mapping[str, float],
     device: str = "cpu",
 ) -> None:
     """Simulate ``n_images`` and write them to ``path`` (atomically; nothing on failure).
 
-    ``hrtem`` comes checked from :meth:`HrtemConfig.from_mapping`. The shard seed derives
-    from (master seed, "hrtem", dataset, shard) and each image's seed from (shard seed,
-    image index); the substrate enters no seed.
+    ``hrtem`` comes checked from :meth:`HrtemConfig.from_mapping`. Each image's seed
+    derives from (``shard_seed``, image index); the workflow derives the shard seed from
+    the master seed with the other job seeds (:data:`temflow.seeding.WORKFLOW_SEEDS`).
     """
     if n_images < 1:
         raise TemflowError(f"shard {shard} of {dataset} would hold {n_images} images")
-    shard_seed = derive_seed(master_seed, "hrtem", dataset, shard)
     records = []
     for i in tqdm(range(n_images), desc=f"{dataset} shard {shard}", mininterval=5):
         seed = derive_seed(shard_seed, i)
