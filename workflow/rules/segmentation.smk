@@ -90,7 +90,9 @@ rule segmentation_evaluate:
 rule segmentation_figures:
     input:
         evals=SEG_EVALS,
-        models=expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["figure"]["substrate"]),
+        models=expand(
+            SEG_MODEL, net=SEG["networks"], substrate=SEG["figure"]["substrate"]
+        ),
         val=seg_shards(SEG["figure"]["substrate"], "val"),
     output:
         histograms=report(

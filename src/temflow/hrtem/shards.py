@@ -93,7 +93,7 @@ def write_shard(
     """Write ``records`` to ``path`` atomically (temp name + rename).
 
     ``compression``: h5py filter options of every array (default :data:`COMPRESSION`;
-    ``{}`` writes uncompressed, as bench/bench_shards.py compares).
+    ``{}`` writes uncompressed, as bench/speed/bench_shards.py compares).
     """
     options = COMPRESSION if compression is None else dict(compression)
     if not records:

@@ -58,7 +58,8 @@ def abtem_device(device: str) -> Iterator[None]:
     FFTW plans are made with ``FFTW_ESTIMATE``, not abTEM's default ``FFTW_MEASURE``:
     measuring times the candidate algorithms afresh in every process and keeps the
     fastest, so the rounding, and with it the potential and the Poisson draws, could
-    differ between processes; estimated plans are the same in every process (BENCHMARKS.md).
+    differ between processes; estimated plans are the same in every process
+    (docs/2026-11-23-fftw-reproducibility.md).
     """
     import abtem
 
