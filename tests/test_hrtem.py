@@ -423,10 +423,10 @@ def test_sampling_range_draw_and_degenerate_range():
     rng = np.random.default_rng(0)
     draws = [draw_output_sampling((0.095, 0.105), rng) for _ in range(200)]
     assert 0.095 <= min(draws) < 0.096 and 0.104 < max(draws) <= 0.105
-    # A single number is the degenerate range and draws nothing from the generator.
-    assert output_sampling(0.1) == (0.1, 0.1) and output_sampling([0.1, 0.2]) == (0.1, 0.2)
+    # [s, s] is the degenerate range and draws nothing from the generator.
+    assert output_sampling([0.1, 0.2]) == (0.1, 0.2)
     a, b = np.random.default_rng(1), np.random.default_rng(1)
-    assert draw_output_sampling(output_sampling(0.1), a) == 0.1
+    assert draw_output_sampling(output_sampling([0.1, 0.1]), a) == 0.1
     assert draw_output_sampling((0.1, 0.1), a) == 0.1
     assert a.random() == b.random()
 
@@ -549,7 +549,7 @@ def test_shard_sizes():
         ("microscope", "Cs_A", [30, 0], r"hrtem.microscope.Cs_A: lo 30.0 > hi 0.0"),
         ("microscope", "energy_keV", 50, r"hrtem.microscope.energy_keV must be a range"),
         ("microscope", "focal_spread_A", [-1, 0], r"hrtem.microscope.focal_spread_A must be >= 0"),
-        ("simulation", "output_sampling_A", 0.05, "finer than"),
+        ("simulation", "output_sampling_A", 0.05, r"must be a range \[min, max\]"),
         ("simulation", "output_sampling_A", [0.05, 0.2], r"\(min 0.05\) is finer than"),
         ("simulation", "output_sampling_A", [0.24, 0.2], "output_sampling_A: min 0.24 > max 0.2"),
         ("simulation", "output_sampling_A", [0.2], "output_sampling_A must be a range"),
@@ -574,11 +574,12 @@ def test_bad_config_names_the_key(section, key, value, match):
 
 
 def test_config_keeps_values_as_written():
-    """Parsed once; ``as_dict`` gives back the sections as written (the shards store it),
-    with a single output sampling as its degenerate range."""
+    """Parsed once; ``as_dict`` gives back the sections as written (the shards store it);
+    the output sampling is a range, one number is refused."""
     assert TINY_CONFIG.as_dict() == json.loads(json.dumps(TINY))
     section = {**TINY["simulation"], "output_sampling_A": 0.2}
-    assert SimulationConfig.from_mapping(section).as_dict()["output_sampling_A"] == [0.2, 0.2]
+    with pytest.raises(TemflowError, match=r"output_sampling_A must be a range \[min, max\]"):
+        SimulationConfig.from_mapping(section)
     with pytest.raises(TemflowError, match="hrtem.microscope is missing"):
         HrtemConfig.from_mapping({"sample": TINY["sample"], "simulation": TINY["simulation"]})
 

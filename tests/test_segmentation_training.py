@@ -10,7 +10,7 @@ import torch
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import gaussian_targets
 from temflow.hrtem.shards import ImageRecord, write_shard
-from temflow.segmentation.card import check_fits, load_segmenter, resolve_threshold
+from temflow.segmentation.card import load_segmenter, resolve_threshold
 from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
@@ -30,10 +30,8 @@ CLASSES = ("Mo", "S2", "S1")
 
 
 def load_segmentation_model(path, net: str, data: ColumnImages):
-    """The one loader plus the check against the data, as the evaluation runs them."""
-    model, card = load_segmenter(path, net)
-    check_fits(card, data, path)
-    return model, card
+    """The one loader with the check against the data, as the evaluation runs it."""
+    return load_segmenter(path, net, data)
 
 
 def synthetic(n: int, size: int = 40, sampling: float = 0.25, seed: int = 0) -> ColumnImages:

@@ -222,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=None,
-        help="minimum peak height (default: the threshold calibrated at training time, "
-        "from the model card; 0.5 for a card without one)",
+        help="minimum peak height (default: the threshold calibrated on held-out training "
+        "images, from the model card; 0.5 for a card without one)",
     )
     seg.add_argument(
         "--min-separation",

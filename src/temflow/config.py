@@ -10,6 +10,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from temflow.errors import TemflowError
+
 
 def load_schema(schema_path: str | Path) -> dict[str, Any]:
     """The config schema (config/schema.yaml) as a dict."""
@@ -35,16 +37,30 @@ def load_config(
     workflow/rules/common.smk does. Relative paths are below ``root``, the repository.
     """
     from snakemake.common.configfile import load_configfile
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import update_config
 
     root = Path(root)
     config: dict[str, Any] = {}
     for path in (DEFAULT_CONFIG, *configfiles):
         update_config(config, load_configfile(str(root / path)))
     update_config(config, dict(overrides or {}))
-    config = parse_string_values(config, load_schema(root / SCHEMA))
-    validate(config, str(root / SCHEMA))
-    return config
+    return prepare_config(config, root / SCHEMA)
+
+
+def prepare_config(config: Mapping[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """``config`` as the workflow runs with it: typed (:func:`parse_string_values`), then
+    validated against the schema with its defaults filled in. Raises TemflowError naming
+    the first invalid key (:func:`describe_config_error`)."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    typed = parse_string_values(dict(config), load_schema(schema_path))
+    try:
+        validate(typed, str(schema_path))
+    except WorkflowError:
+        # Snakemake's message dumps the whole schema; name the key, in one line.
+        raise TemflowError(describe_config_error(typed, schema_path)) from None
+    return typed
 
 
 def parse_string_values(config: Any, schema: Mapping[str, Any]) -> Any:

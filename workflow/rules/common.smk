@@ -3,23 +3,22 @@
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from temflow.config import describe_config_error, load_schema, parse_string_values
+from temflow.config import prepare_config
+from temflow.errors import TemflowError
 from temflow.seeding import workflow_seed_key
 from temflow.segmentation import IMAGE_PARAMETERS
+from temflow.trajectories.io import GENERATOR_KEYS
 
 SCHEMA = workflow.source_path("../../config/schema.yaml")
-# Nested --config values arrive as strings (md="{temperature_K: 600}" gives '600'): give
-# them the types the schema declares before validating.
-_typed = parse_string_values(config, load_schema(SCHEMA))
-config.clear()
-config.update(_typed)
+# Nested --config values arrive as strings (md="{temperature_K: 600}" gives '600'): they
+# get the types the schema declares, then the schema's defaults.
 try:
-    validate(config, "../../config/schema.yaml")  # also fills in schema defaults
-except WorkflowError:
-    # Snakemake's message dumps the whole schema; say which key is wrong, in one line.
-    raise WorkflowError(describe_config_error(config, SCHEMA)) from None
+    _prepared = prepare_config(config, SCHEMA)
+except TemflowError as _err:
+    raise WorkflowError(str(_err)) from None
+config.clear()
+config.update(_prepared)
 
 
 def _sorted_keys(value):
@@ -207,7 +206,9 @@ def seg_detection(*, peak_threshold=True):
     figure rules: min_separation_A, match_radius_A, border_A and, except for the
     calibration (which finds it), peak_threshold."""
     keys = ["min_separation_A", "match_radius_A", "border_A"]
-    return {key: SEG[key] for key in keys + ["peak_threshold"] * peak_threshold}
+    if peak_threshold:
+        keys.append("peak_threshold")
+    return {key: SEG[key] for key in keys}
 
 
 SEG_TARGETS = [
@@ -224,10 +225,7 @@ SEG_TARGETS = [
 TRAJ = config["trajectories"]
 # The generator parameters that resimulated MoNet training tracks use
 # (monet.augment_resimulate); set sizes and test noise do not touch the training.
-TRAJ_GENERATOR = {
-    key: TRAJ[key]
-    for key in ("fbm_alpha_range", "ctrw_alpha_range", "ctrw_waiting_time")
-}
+TRAJ_GENERATOR = {key: TRAJ[key] for key in GENERATOR_KEYS}
 # set name -> (kind, number of trajectories, localisation noise override or None)
 TRAJ_SETS = {
     "classify_train": ("classify", TRAJ["n_classify_train"], None),

@@ -206,13 +206,9 @@ class MicroscopeConfig:
 
 
 def _sampling_range(value: Any) -> Range:
-    """``output_sampling_A`` as ``(min, max)`` floats; one number is ``(v, v)``."""
+    """``output_sampling_A`` as ``(min, max)`` floats."""
     name = "hrtem.simulation.output_sampling_A"
-    if _is_number(value):
-        lo = hi = float(value)
-    else:
-        what = "a range [min, max] of A/px (or one number)"
-        lo, hi = (float(v) for v in _numbers(value, name, what, 2))
+    lo, hi = (float(v) for v in _numbers(value, name, "a range [min, max] of A/px", 2))
     if not (lo > 0 and hi > 0):
         raise TemflowError(f"{name} must be positive, got {value!r}")
     return lo, hi
@@ -223,8 +219,7 @@ class SimulationConfig:
     """``hrtem.simulation``: multislice and output grid (A).
 
     ``output_sampling_A`` is the range ``(min, max)`` of the image pixel size, A/px, drawn
-    per image (a single number in the config is the degenerate range: nothing is drawn).
-    Its min may not be finer than ``potential_sampling_A``.
+    per image (``[s, s]`` fixes it). Its min may not be finer than ``potential_sampling_A``.
     """
 
     n_configs: int

@@ -14,7 +14,7 @@ from temflow.models.monet import MoNet
 from temflow.monet.data import inputs_of, split_indices, track_augment
 from temflow.monet.tasks import get_task
 from temflow.training import TrainConfig, save_model, seed_everything, sha256_file, train
-from temflow.trajectories.io import read_trajectories
+from temflow.trajectories.io import GENERATOR_KEYS, read_trajectories
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,6 @@ NOISE_INPUT_NOTE = (
     "--localisation-precision); trained with sigma = the augmentation noise, 0 for "
     "noiseless tracks"
 )
-
-#: The generator parameters resimulated training tracks depend on.
-GENERATOR_KEYS = ("fbm_alpha_range", "ctrw_alpha_range", "ctrw_waiting_time")
 
 
 def train_task(

@@ -24,10 +24,13 @@ CARD_KEYS = ("classes", "in_channels", "sampling_range_A")
 ARCHITECTURES = {cls.__name__: cls for cls in SEGMENTATION_NETWORKS.values()}
 
 
-def load_segmenter(path: str | Path, net: str | None = None) -> tuple[nn.Module, dict]:
+def load_segmenter(
+    path: str | Path, net: str | None = None, data: ColumnImages | None = None
+) -> tuple[nn.Module, dict]:
     """The MSD-net / U-net saved at ``path`` and its card, in eval mode.
 
-    ``net`` (``msdnet`` / ``unet``) additionally requires that architecture. Raises
+    ``net`` (``msdnet`` / ``unet``) additionally requires that architecture, ``data``
+    that the model fits those images (:func:`check_fits`). Raises
     TemflowError naming the file when the card beside it is missing or unreadable, its
     architecture is not a segmentation network (or not ``net``'s), it lacks
     :data:`CARD_KEYS`, or its channels and classes disagree with the architecture's.
@@ -68,6 +71,8 @@ def load_segmenter(path: str | Path, net: str | None = None) -> tuple[nn.Module,
             f"{card_file}: {len(card['classes'])} classes but a different number of output maps"
         )
     card_sampling_range(card, path)
+    if data is not None:
+        check_fits(card, data, path)
     return model, card
 
 

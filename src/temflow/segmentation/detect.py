@@ -19,7 +19,7 @@ from torch import nn
 
 from temflow.errors import TemflowError
 from temflow.evaluation import MatchResult, find_peaks_per_class, match_columns, match_positions
-from temflow.segmentation.card import check_fits, load_segmenter
+from temflow.segmentation.card import load_segmenter
 from temflow.segmentation.data import (
     ColumnImages,
     SegmentationDataset,
@@ -171,9 +171,8 @@ def calibrate_model(
     The images are the last ``training_val_images`` of the training shards
     ``train_paths``: held out of training (:func:`holdout_split`), not the evaluation set.
     """
-    model, card = load_segmenter(trained_pt)
     _, held_out = holdout_split(load_column_images(train_paths), training_val_images)
-    check_fits(card, held_out, trained_pt)
+    model, card = load_segmenter(trained_pt, data=held_out)
     threshold, scores = calibrate_threshold(
         model, held_out, min_separation_A, match_radius_A, border_A, device=device
     )
@@ -190,6 +189,4 @@ def calibrate_model(
         "images": "held out of training (not the evaluation set)",
         "mean_f1_by_threshold": {f"{t:.2f}": round(v, 6) for t, v in scores.items()},
     }
-    for key in ("architecture", "n_parameters"):  # save_model writes them anew
-        card.pop(key)
     return save_model(final_pt, model, card)

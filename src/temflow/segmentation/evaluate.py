@@ -12,7 +12,7 @@ import pandas as pd
 from temflow.errors import TemflowError
 from temflow.evaluation import score_table_row
 from temflow.segmentation import IMAGE_PARAMETERS
-from temflow.segmentation.card import check_fits, load_segmenter, resolve_threshold
+from temflow.segmentation.card import load_segmenter, resolve_threshold
 from temflow.segmentation.data import (
     ColumnImages,
     describe_sources,
@@ -92,8 +92,7 @@ def evaluate_segmentation(
     :func:`image_parameters`; default dose, defocus, aberrations), and the peak threshold
     used (``auto``: the model card's calibrated one)."""
     data = load_column_images(val_paths)
-    model, card = load_segmenter(model_path, net)
-    check_fits(card, data, model_path)
+    model, card = load_segmenter(model_path, net, data)
     threshold = resolve_threshold(peak_threshold, card, str(model_path))
     detections = detect_columns(
         model, data, threshold, min_separation_A, match_radius_A, border_A, device=device
@@ -119,8 +118,7 @@ def figure_detections(
     one = subset(load_column_images(val_paths), [image])
     detections = {}
     for net, path in models.items():
-        model, card = load_segmenter(path, net)
-        check_fits(card, one, path)
+        model, card = load_segmenter(path, net, one)
         threshold = resolve_threshold(peak_threshold, card, str(path))
         detections[net] = detect_columns(
             model, one, threshold, min_separation_A, match_radius_A, border_A, device="cpu"

@@ -25,6 +25,9 @@ from temflow.trajectories.ctrw import ctrw
 from temflow.trajectories.fbm import fbm
 
 CLASSES: tuple[str, ...] = ("brownian", "fbm", "ctrw")
+#: The generator parameters of the tracks beyond their class and length: what fresh
+#: (resimulated) training tracks depend on.
+GENERATOR_KEYS = ("fbm_alpha_range", "ctrw_alpha_range", "ctrw_waiting_time")
 KINDS = ("classify", "fbm", "ctrw")
 
 
