@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 from bench.common import print_table, write_result
-from temflow.models.msdnet import _MSDDense
 from temflow.segmentation.data import (
     SegmentationDataset,
     load_column_images,
@@ -48,8 +47,8 @@ def dead_channels(model, probe: torch.Tensor) -> int:
     """MSD-net feature channels that are positive on fewer than 0.1 % of the probe's
     pixels (a dead width-1 layer carries no information to the layers after it)."""
     with torch.no_grad():
-        buf = _MSDDense.apply(probe, model.dilations, *model.weights, *model.biases)
-    active = (buf[:, probe.shape[1] :] > 0).float().mean(dim=(0, 2, 3))
+        buf = model.features(probe)
+    active = (buf[probe.shape[1] :] > 0).float().mean(dim=(1, 2, 3))
     return int((active < 1e-3).sum())
 
 

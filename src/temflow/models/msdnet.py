@@ -7,9 +7,10 @@ and every feature map. Padding is reflective, so the image size is unchanged (ea
 must be longer than the largest dilation, 10 pixels by default).
 
 :class:`MSDNet` keeps all feature maps in one preallocated buffer of shape
-``(N, C_in + depth * width, H, W)`` that each layer writes in place, and computes the
-gradients of the dense part in a custom autograd function that walks the layers
-backwards with one gradient buffer of the same size. Memory therefore grows linearly
+``(C_in + depth * width, N, H, W)`` (channel first) that each layer writes in place, computes
+each layer as one matrix product and a shifted sum, and computes the gradients of the dense
+part in a custom autograd function that walks the layers backwards with one gradient buffer
+of the same size. Memory therefore grows linearly
 with depth. :class:`MSDNetReference` computes the same function with a per-layer
 ``torch.cat`` (quadratic memory) and plain autograd; it exists so that tests can check
 the efficient implementation against it (same parameters, same state-dict keys).
@@ -136,42 +137,26 @@ def _layer_forward(
     return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
 
-def _conv_backward(
-    grad_out: torch.Tensor, xp: torch.Tensor, weight: torch.Tensor, dilation: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients of ``conv2d(xp, weight, dilation=dilation)`` (one output channel, no
-    padding) with respect to ``xp``, ``weight`` and the bias.
-
-    On the CPU, PyTorch's generic backward of a dilated convolution is an im2col loop that
-    is much slower than its forward (oneDNN). Both gradients are convolutions, so
-    they are computed as forward convolutions: the input gradient is the zero-padded
-    output gradient correlated with the flipped kernel (channels swapped); the weight
-    gradient is a correlation of the input with the output gradient taken as the kernel,
-    batch and channels swapped, stride = dilation (bench/speed/bench_msdnet.py measures it).
-    Elsewhere (CUDA) the library's backward is used.
-    """
-    d = dilation
-    if xp.device.type != "cpu":
-        return torch.ops.aten.convolution_backward(
-            grad_out, xp, weight, [1], [1, 1], [0, 0], [d, d], False, [0, 0], 1,
-            [True, True, True],
-        )  # fmt: skip
-    grad_xp = F.conv2d(
-        F.pad(grad_out, (2 * d, 2 * d, 2 * d, 2 * d)),
-        weight.flip(-1, -2).transpose(0, 1),
-        dilation=d,
-    )
-    grad_w = F.conv2d(xp.transpose(0, 1), grad_out.transpose(0, 1), stride=d).transpose(0, 1)
-    return grad_xp, grad_w, grad_out.sum(dim=(0, 2, 3))
+def _tap_windows(d: int, h: int, w: int) -> list[tuple[slice, slice]]:
+    """Window of each 3x3 tap (row-major, as the kernel) in a map reflect-padded by ``d``."""
+    return [
+        (slice(ky * d, ky * d + h), slice(kx * d, kx * d + w)) for ky in range(3) for kx in range(3)
+    ]
 
 
 class _MSDDense(torch.autograd.Function):
     """The dense part of MSD-net computed in one buffer; returns that buffer.
 
-    forward(x, dilations, n_layers, *weights_and_biases) -> buffer (N, C_in + D*W, H, W)
-    with the input in the first C_in channels and ReLU feature maps after it. Only the
-    buffer is saved for backward (ReLU outputs determine the ReLU gradient), and the
-    backward pass accumulates into a single gradient buffer, so memory is linear in depth.
+    forward(x, dilations, *weights_and_biases) -> buffer (C_in + D*W, N, H, W): channel
+    first, so the input of every layer, ``buffer[:c]``, is one contiguous (c, N*H*W)
+    matrix. Each layer is then one matrix product and a shifted sum: a layer channel with
+    few outputs is a 3x3 convolution over many inputs, which the CPU convolution kernels run
+    at a few GFLOP/s, while ``taps = W (9, c) @ X (c, N*H*W)`` is a plain GEMM; reflect
+    padding is per channel, so it commutes with the product and is applied to the 9 tap
+    maps, which are then summed at their dilated offsets. The backward pass is the same in
+    reverse (two GEMMs per layer). Only the buffer is saved (ReLU outputs give the ReLU
+    gradient) and one gradient buffer of the same size accumulates, so memory is linear in
+    depth (bench/speed/bench_msdnet.py measures speed and memory).
     """
 
     @staticmethod
@@ -183,16 +168,19 @@ class _MSDDense(torch.autograd.Function):
         dtype = x.dtype
         if torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
-        buf = x.new_empty((n, c_in + depth * width, h, w_px), dtype=dtype)
-        buf[:, :c_in] = x
+        buf = x.new_empty((c_in + depth * width, n, h, w_px), dtype=dtype)
+        buf[:c_in] = x.transpose(0, 1)
         with torch.autocast(x.device.type, enabled=False):
             for i in range(depth):
                 c = c_in + i * width
-                out = _layer_forward(
-                    buf[:, :c], weights[i].to(dtype), biases[i].to(dtype), dilations[i]
-                )
-                torch.relu_(out)
-                buf[:, c : c + width] = out
+                taps = _layer_taps(weights[i].to(dtype), buf[:c])
+                for j, d in enumerate(dilations[i]):
+                    padded = F.pad(taps[j], (d, d, d, d), mode="reflect")
+                    out = buf[c + j]
+                    out.copy_(biases[i][j].to(dtype).expand_as(out))
+                    for t, (rows, cols) in enumerate(_tap_windows(d, h, w_px)):
+                        out.add_(padded[t, :, rows, cols])
+                    torch.relu_(out)
         ctx.dilations = dilations
         ctx.c_in = c_in
         ctx.save_for_backward(buf, *weights)
@@ -205,33 +193,48 @@ class _MSDDense(torch.autograd.Function):
         c_in = ctx.c_in
         depth = len(dilations)
         width = len(dilations[0])
+        _, n, h, w_px = buf.shape
         dtype = buf.dtype
-        gbuf = grad_buf.to(dtype).clone()
+        gbuf = grad_buf.to(dtype).contiguous().clone()
         grad_w: list[torch.Tensor | None] = [None] * depth
         grad_b: list[torch.Tensor | None] = [None] * depth
+        tap_shape = buf.new_empty((9, n, h, w_px))  # only its shape is read
         with torch.autocast(buf.device.type, enabled=False):
             for i in reversed(range(depth)):
                 c = c_in + i * width
-                out = buf[:, c : c + width]
-                g_out = gbuf[:, c : c + width] * (out > 0)
-                x = buf[:, :c]
-                weight = weights[i].to(dtype)
-                gw = torch.empty_like(weight)
+                g_taps = buf.new_empty((width, 9, n, h, w_px))
                 gb = torch.empty(width, dtype=dtype, device=buf.device)
                 for j, d in enumerate(dilations[i]):
-                    pad = (d, d, d, d)
-                    xp = F.pad(x, pad, mode="reflect")
-                    g_xp, g_wj, g_bj = _conv_backward(
-                        g_out[:, j : j + 1].contiguous(), xp, weight[j : j + 1], d
+                    g_out = gbuf[c + j] * (buf[c + j] > 0)
+                    gb[j] = g_out.sum()
+                    g_padded = buf.new_zeros((9, n, h + 2 * d, w_px + 2 * d))
+                    for t, (rows, cols) in enumerate(_tap_windows(d, h, w_px)):
+                        g_padded[t, :, rows, cols] = g_out
+                    g_taps[j] = torch.ops.aten.reflection_pad2d_backward(
+                        g_padded, tap_shape, [d, d, d, d]
                     )
-                    del xp
-                    gbuf[:, :c] += torch.ops.aten.reflection_pad2d_backward(g_xp, x, pad)
-                    gw[j : j + 1] = g_wj
-                    gb[j] = g_bj[0]
-                grad_w[i] = gw.to(weights[i].dtype)
+                g_taps = g_taps.view(width * 9, -1)
+                x = buf[:c].view(c, -1)
+                weight = weights[i].to(dtype)
+                # rows of the tap matrix: (output channel, ky, kx); columns: input channel
+                gw = (g_taps @ x.T).view(width, 3, 3, c).permute(0, 3, 1, 2)
+                gbuf[:c].view(c, -1).addmm_(_tap_matrix(weight).T, g_taps)
+                grad_w[i] = gw.to(weights[i].dtype).contiguous()
                 grad_b[i] = gb.to(weights[i].dtype)
-        grad_x = gbuf[:, :c_in] if ctx.needs_input_grad[0] else None
+        grad_x = gbuf[:c_in].transpose(0, 1) if ctx.needs_input_grad[0] else None
         return (grad_x, None, *grad_w, *grad_b)
+
+
+def _tap_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """A layer's weights (W, c, 3, 3) as the (W * 9, c) matrix of per-tap input weights."""
+    width, c = weight.shape[:2]
+    return weight.permute(0, 2, 3, 1).reshape(width * 9, c)
+
+
+def _layer_taps(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per output channel and tap, the input channels weighted: (W, 9, N, H, W_px)."""
+    c, n, h, w_px = x.shape
+    return (_tap_matrix(weight) @ x.view(c, -1)).view(weight.shape[0], 9, n, h, w_px)
 
 
 class MSDNet(_MSDNetBase):
@@ -245,10 +248,18 @@ class MSDNet(_MSDNetBase):
         n_dilations: dilations cycle through 1..n_dilations.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The input and every ReLU feature map, channel first: (C_in + D*W, N, H, W)."""
         self._check_input(x)
-        buf = _MSDDense.apply(x, self.dilations, *self.weights, *self.biases)
-        return self.final(buf)
+        return _MSDDense.apply(x, self.dilations, *self.weights, *self.biases)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        buf = self.features(x)
+        c, n, h, w_px = buf.shape
+        # the final 1x1 convolution as one GEMM over the channel-first buffer
+        weight = self.final.weight.view(self.out_channels, c).to(buf.dtype)
+        out = (weight @ buf.view(c, -1)).view(self.out_channels, n, h, w_px).transpose(0, 1)
+        return out + self.final.bias.to(buf.dtype).view(1, -1, 1, 1)
 
 
 class MSDNetReference(_MSDNetBase):
