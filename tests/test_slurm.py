@@ -47,9 +47,13 @@ def slurm_cluster():
     subprocess.run(["bash", str(ROOT / "scripts" / "slurm-local-cluster.sh"), "stop"])
 
 
-def test_training_rules_request_a_gpu(tmp_path):
-    rules = _rules(tmp_path / "results")
+def test_training_rules_request_a_gpu_where_they_use_one(tmp_path):
+    rules = query(tmp_path / "results", overrides=("device=gpu",))["rules"]
     assert _training_rules(rules) == ["monet_train", "segmentation_train"]
+    # device: cpu trains on the CPU: no GPU request, so the profile's pool of one GPU does
+    # not queue the trainings one after another
+    rules_cpu = _rules(tmp_path / "results")
+    assert not any(rule["resources"].get("gpu") for rule in rules_cpu.values())
     # aggregation, figures and the summary run on the submitting node
     assert {name for name, rule in rules.items() if rule["localrule"]} >= {
         "md_vibrations",
@@ -76,7 +80,7 @@ def test_test_config_runs_through_slurm_profile(slurm_cluster, tmp_path):
     profile["default-resources"]["slurm_partition"] = "debug"
     del profile["default-resources"]["slurm_account"]
     profile["slurm-status-command"] = "squeue"  # no accounting database here
-    profile["set-resources"] = {rule: {"gpu": 0} for rule in _training_rules(plan["rules"])}
+    profile["set-resources"] = {rule: {"gpu": 0} for rule in ("monet_train", "segmentation_train")}
     profile["jobs"] = 4
     profile["latency-wait"] = 5
     profile["slurm-init-seconds-before-status-checks"] = 2  # tiny jobs: poll early

@@ -14,11 +14,11 @@ rule monet_train:
         bench_path("monet_train", "{task}")
     conda:
         CONDA_ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=MONET["runtime_min"],
-        gpu=1,
+        gpu=TRAINING_GPUS,
     params:
         training=MONET["training"],
         val_fraction=MONET["val_fraction"],

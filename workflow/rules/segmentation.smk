@@ -16,11 +16,13 @@ rule segmentation_train:
         bench_path("segmentation_train", "{net}", "{substrate}")
     conda:
         CONDA_ENV
-    threads: 2
+    # One thread: a step is many small kernels that a second thread hardly speeds up; two
+    # trainings side by side use two cores fully (and the result is the same for any --cores).
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=SEG["runtime_min"],
-        gpu=1,
+        gpu=TRAINING_GPUS,
     params:
         arch=seg_arch,
         training=seg_training,
