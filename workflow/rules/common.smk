@@ -48,7 +48,8 @@ PLOTS = config["plots"]
 
 def _local_cuda_gpu():
     """Whether torch would train on a CUDA GPU here, judged without importing torch (it
-    takes seconds at every Snakemake start): a CUDA build of torch and an NVIDIA device."""
+    takes seconds at every Snakemake start): a CUDA build of torch and an NVIDIA device.
+    """
     try:
         build = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
