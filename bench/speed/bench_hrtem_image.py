@@ -1,0 +1,111 @@
+"""Benchmark: the cost of one HR-TEM training image as the workflow makes it.
+
+Times :func:`temflow.hrtem.generate.make_image` (sample, sigmas, microscope draw, frozen-phonon
+multislice, detector, labels) for ``--n-images`` seeds per substrate, single-threaded as an
+``hrtem_shard`` job runs, after one untimed warm-up image (imports, numba, FFT plans). The
+config is ``ROOT/config/config.yaml`` with ``--set`` overrides, so the same script compares two
+checkouts (run it with ``PYTHONPATH=OTHER/src --root OTHER``) or one config with and without an
+option. Prints a table and writes ``--out`` (JSON).
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python -m bench.speed.bench_hrtem_image \
+        --vibrations results/md/vibrations.csv --n-images 6 \
+        --set hrtem.sample.contamination_thickness_A=[5,10] --out results/bench/image.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+
+def _override(item: str) -> dict[str, Any]:
+    """``a.b.c=VALUE`` (VALUE in YAML) as ``{"a": {"b": {"c": VALUE}}}``."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--set: expected KEY=VALUE, got {item!r}")
+    out: dict[str, Any] = {}
+    node = out
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = yaml.safe_load(value)
+    return out
+
+
+def main() -> None:
+    from snakemake.utils import update_config
+
+    from temflow.config import load_config
+    from temflow.hrtem.config import HrtemConfig
+    from temflow.hrtem.generate import make_image
+    from temflow.md.vibrations import read_vibrations
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=Path("."), help="repository whose config is used")
+    ap.add_argument("--vibrations", type=Path, required=True, help="md/vibrations.csv")
+    ap.add_argument("--n-images", type=int, default=6, help="timed images per substrate")
+    ap.add_argument("--set", nargs="*", default=[], help="KEY=VALUE config overrides")
+    ap.add_argument("--label", default="", help="a name for this run in the output")
+    ap.add_argument("--out", type=Path, default=Path("results/bench/hrtem_image.json"))
+    args = ap.parse_args()
+
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        update_config(overrides, _override(item))
+    config = load_config(overrides=overrides, root=args.root)
+    hrtem = HrtemConfig.from_mapping(config["hrtem"])
+    vib = read_vibrations(args.vibrations)
+    cutoffs = config["md"]["cutoffs_A"]
+    make_image(hrtem, "graphene", 10_000, vib, cutoffs)  # warm-up, untimed
+    rows = []
+    for substrate in ("bare", "graphene"):
+        for seed in range(args.n_images):
+            t0 = time.perf_counter()
+            rec = make_image(hrtem, substrate, seed, vib, cutoffs)
+            rows.append(
+                {
+                    "substrate": substrate,
+                    "seed": seed,
+                    "n_atoms": len(rec.numbers),
+                    "n_contamination_atoms": int(rec.attrs.get("n_contamination_atoms", 0)),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+    df = pd.DataFrame(rows)
+    summary = df.groupby("substrate").agg(
+        n_atoms=("n_atoms", "mean"),
+        n_contamination_atoms=("n_contamination_atoms", "mean"),
+        mean_s=("seconds", "mean"),
+        median_s=("seconds", "median"),
+    )
+    print(summary.to_string(float_format=lambda v: f"{v:.3g}"))
+    print(
+        f"{args.label or args.root}: {df.seconds.mean():.3f} s per image over {len(df)} images "
+        f"(load {os.getloadavg()[0]:.1f}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "label": args.label,
+                "root": str(args.root.resolve()),
+                "set": args.set,
+                "rows": rows,
+                "mean_s": float(np.mean(df.seconds)),
+                "load_average_1min": os.getloadavg()[0],
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
