@@ -183,8 +183,9 @@ def add_contamination(
     Each side in ``config.contamination_sides`` gets a thickness drawn uniformly from
     ``contamination_thickness_A`` (a fixed range draws nothing from ``rng``; zero: no
     layer). The ``entrance`` layer lies below the specimen along z (the beam enters at
-    z = 0, which shifts the specimen up), the ``exit`` layer above it, each
-    ``contamination_min_distance_A`` from the specimen's outermost atoms plane; the cell's
+    z = 0; the specimen moves up by ``ceil(thickness + min_distance)`` A, so the gap is at
+    least ``contamination_min_distance_A``), the ``exit`` layer above it,
+    ``contamination_min_distance_A`` from the specimen's outermost atom plane; the cell's
     vacuum below and above stays. The new atoms are C with coordination
     :data:`CONTAMINATION_COORDINATION`. Returns the atoms, their coordination, and the
     drawn thicknesses (A) and atom count for the image's record.
@@ -211,7 +212,8 @@ def add_contamination(
             field, thickness["entrance"], config.contamination_density_g_per_cm3, gap, rng
         )
         layers.append(layer + [0.0, 0.0, vacuum_below])
-        positions[:, 2] += thickness["entrance"] + gap
+        # A whole number of A: the specimen's planes keep their place within 1 A slices.
+        positions[:, 2] += np.ceil(thickness["entrance"] + gap)
     top = float(positions[:, 2].max())
     if thickness["exit"] > 0:
         layer = random_carbon_layer(
