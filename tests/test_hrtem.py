@@ -525,6 +525,25 @@ def test_contamination_is_unlabelled_and_leaves_the_specimen_as_drawn(substrate)
     assert one_side.atoms.positions[:, 2].min() == plain.atoms.positions[:, 2].min()
 
 
+def test_contamination_changes_nothing_else_of_an_image():
+    """Same seed, contamination on and off: the same microscope parameters, phonon seed and
+    labels (its own random stream), different images; the C atoms are stored last."""
+    dirty_cfg = copy.deepcopy(TINY)
+    dirty_cfg["sample"]["contamination_thickness_A"] = [3.0, 5.0]
+    dirty_config = HrtemConfig.from_mapping(dirty_cfg)
+    plain = make_image(TINY_CONFIG, "graphene", 21, VIB, CUTOFFS)
+    dirty = make_image(dirty_config, "graphene", 21, VIB, CUTOFFS)
+    n_c = dirty.attrs["n_contamination_atoms"]
+    assert n_c > 0 and len(dirty.numbers) == len(plain.numbers) + n_c
+    assert np.all(dirty.numbers[-n_c:] == 6)
+    sample_keys = {"n_contamination_atoms"} | {k for k in plain.attrs if "contamination" in k}
+    for key, value in plain.attrs.items():
+        if key not in sample_keys:
+            np.testing.assert_array_equal(dirty.attrs[key], value, err_msg=key)
+    pd.testing.assert_frame_equal(dirty.columns, plain.columns)
+    assert not np.array_equal(dirty.images, plain.images)
+
+
 # --- shards ------------------------------------------------------------------------------
 
 

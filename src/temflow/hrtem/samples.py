@@ -240,6 +240,7 @@ def make_sample(
     rng: np.random.Generator,
     cutoffs_A: Mapping[str, float],
     field_A: tuple[float, float] | None = None,
+    contamination_rng: np.random.Generator | None = None,
 ) -> Sample:
     """Draw one field of view.
 
@@ -252,7 +253,9 @@ def make_sample(
     (:func:`add_contamination`, after everything else is drawn). ``field_A`` (Lx, Ly) is
     this image's field of view (default: the configured ``field_of_view_A``).
     ``substrate`` is one of :data:`SUBSTRATES` (``"bare"``: MoS2 alone, ``"graphene"``:
-    MoS2 on graphene); ``cutoffs_A`` the MD coordination cutoffs.
+    MoS2 on graphene); ``cutoffs_A`` the MD coordination cutoffs. ``contamination_rng``
+    draws the contamination (default: ``rng``); a generator of its own leaves ``rng``'s
+    stream, and so everything drawn after the sample, the same with and without it.
     """
     if substrate not in SUBSTRATES:
         raise TemflowError(f"substrate must be 'bare' or 'graphene', got {substrate!r}")
@@ -301,6 +304,7 @@ def make_sample(
     atoms = patch[inside]
     atoms.cell = [fov[0], fov[1], top + vacuum]
     atoms.pbc = True
-    atoms, coordination, contamination = add_contamination(atoms, coordination[inside], config, rng)
+    own = rng if contamination_rng is None else contamination_rng
+    atoms, coordination, contamination = add_contamination(atoms, coordination[inside], config, own)
     info.update(contamination)
     return Sample(atoms=atoms, coordination=coordination, field_A=fov, info=info)
