@@ -5,7 +5,7 @@ multislice, detector, labels) for ``--n-images`` seeds per substrate, single-thr
 ``hrtem_shard`` job runs, after one untimed warm-up image (imports, numba, FFT plans). The
 config is ``ROOT/config/config.yaml`` with ``--set`` overrides, so the same script compares two
 checkouts (run it with ``PYTHONPATH=OTHER/src --root OTHER``) or one config with and without an
-option. Prints a table and writes ``--out`` (JSON).
+option. Prints a table and writes ``--out`` (JSON, with the machine and versions).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python -m bench.speed.bench_hrtem_image \
         --vibrations results/md/vibrations.csv --n-images 6 \
@@ -15,7 +15,6 @@ option. Prints a table and writes ``--out`` (JSON).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ def _override(item: str) -> dict[str, Any]:
 def main() -> None:
     from snakemake.utils import update_config
 
+    from bench.common import write_result
     from temflow.config import load_config
     from temflow.hrtem.config import HrtemConfig
     from temflow.hrtem.generate import make_image
@@ -91,19 +91,17 @@ def main() -> None:
         f"{args.label or args.root}: {df.seconds.mean():.3f} s per image over {len(df)} images "
         f"(load {os.getloadavg()[0]:.1f}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "label": args.label,
-                "root": str(args.root.resolve()),
-                "set": args.set,
-                "rows": rows,
-                "mean_s": float(np.mean(df.seconds)),
-                "load_average_1min": os.getloadavg()[0],
-            },
-            indent=2,
-        )
+    write_result(
+        args.out.stem,
+        {
+            "label": args.label,
+            "root": str(args.root.resolve()),
+            "set": args.set,
+            "rows": rows,
+            "mean_s": float(np.mean(df.seconds)),
+            "load_average_1min": os.getloadavg()[0],
+        },
+        args.out.parent,
     )
 
 
