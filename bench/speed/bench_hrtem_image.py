@@ -39,6 +39,33 @@ def _override(item: str) -> dict[str, Any]:
     return out
 
 
+def ctf_kernel_times(hrtem, repeats: int) -> dict[str, Any]:
+    """Median seconds of the CTF kernel (``make_ctf(...)._evaluate_kernel``) on the default
+    field's potential grid, for one drawn parameter set with its residual aberrations and
+    angular spread and with them zeroed, calls interleaved."""
+    import dataclasses
+
+    import abtem
+
+    from bench.common import interleaved_median_times
+    from temflow.hrtem.microscope import RESIDUAL_KEYS, sample_microscope
+    from temflow.hrtem.simulate import make_ctf
+
+    params = sample_microscope(hrtem.microscope, np.random.default_rng(0))
+    bare = dataclasses.replace(params, **dict.fromkeys(RESIDUAL_KEYS, 0.0))
+    s = hrtem.simulation.potential_sampling_A
+    gpts = tuple(int(np.ceil(L / s)) for L in hrtem.sample.field_of_view_A)
+    waves = abtem.Waves(np.zeros(gpts, np.complex64), energy=params.energy_eV, sampling=s)
+    times = interleaved_median_times(
+        {
+            "with": lambda: make_ctf(params)._evaluate_kernel(waves),
+            "without": lambda: make_ctf(bare)._evaluate_kernel(waves),
+        },
+        repeats,
+    )
+    return {"gpts": list(gpts), "with_s": times["with"], "without_s": times["without"]}
+
+
 def main() -> None:
     from snakemake.utils import update_config
 
@@ -55,6 +82,13 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="KEY=VALUE config overrides")
     ap.add_argument("--label", default="", help="a name for this run in the output")
     ap.add_argument("--out", type=Path, default=Path("results/bench/hrtem_image.json"))
+    ap.add_argument(
+        "--ctf-repeats",
+        type=int,
+        default=0,
+        help="also time the CTF kernel with and without the residual aberrations and angular "
+        "spread, interleaved in one process (this checkout only)",
+    )
     args = ap.parse_args()
 
     overrides: dict[str, Any] = {}
@@ -91,6 +125,12 @@ def main() -> None:
         f"{args.label or args.root}: {df.seconds.mean():.3f} s per image over {len(df)} images "
         f"(load {os.getloadavg()[0]:.1f}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})"
     )
+    ctf = ctf_kernel_times(hrtem, args.ctf_repeats) if args.ctf_repeats else None
+    if ctf:
+        print(
+            f"CTF kernel on a {ctf['gpts']} grid, median of {args.ctf_repeats}: "
+            f"{ctf['with_s']:.4f} s with the residual terms, {ctf['without_s']:.4f} s without"
+        )
     write_result(
         args.out.stem,
         {
@@ -100,6 +140,7 @@ def main() -> None:
             "rows": rows,
             "mean_s": float(np.mean(df.seconds)),
             "load_average_1min": os.getloadavg()[0],
+            "ctf_kernel": ctf,
         },
         args.out.parent,
     )
