@@ -120,6 +120,19 @@ def test_snakemake_names_the_new_key_of_a_renamed_one(tmp_path: Path, test_confi
     assert not (tmp_path / "r").exists()
 
 
+def test_snakemake_stops_on_an_inverted_hrtem_range(tmp_path: Path, test_config):
+    """A range the schema accepts but hrtem cannot use stops the run before any job, with
+    one line naming the key; nothing is written."""
+    config = yaml.safe_load(yaml.safe_dump(test_config))
+    config["hrtem"]["microscope"]["Cs_um"] = [20, -20]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = run_snakemake("-n", results_dir=tmp_path / "r", configfile=str(bad), check=False)
+    assert proc.returncode != 0
+    assert "hrtem.microscope.Cs_um: lo 20.0 > hi -20.0" in proc.stdout + proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(
     ("section", "key", "value", "where"),
     [
