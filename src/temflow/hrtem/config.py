@@ -31,6 +31,15 @@ CONTAMINATION_SIDES: tuple[str, ...] = ("entrance", "exit")
 #: Highest packing fraction (number density x pi/6 x min_distance^3) the contamination's
 #: random sequential addition is asked for: its jamming limit is about 0.38.
 MAX_CONTAMINATION_PACKING = 0.3
+#: Molar mass of carbon (g/mol) and the Avogadro constant (1/mol).
+CARBON_MOLAR_MASS_G_PER_MOL = 12.011
+AVOGADRO_PER_MOL = 6.02214076e23
+
+
+def carbon_number_density_per_A3(density_g_per_cm3: float) -> float:
+    """C atoms per A^3 of carbon at ``density_g_per_cm3`` (2 g/cm^3 -> 0.100 per A^3)."""
+    return density_g_per_cm3 * AVOGADRO_PER_MOL / CARBON_MOLAR_MASS_G_PER_MOL * 1e-24
+
 
 #: Lowest allowed lower bound of each ``hrtem.microscope`` range (dose: must be > 0).
 MICROSCOPE_LOWER_BOUNDS: dict[str, float] = {
@@ -198,8 +207,6 @@ class SampleConfig:
         for key in ("contamination_density_g_per_cm3", "contamination_min_distance_A"):
             if not getattr(self, key) > 0:
                 raise TemflowError(f"hrtem.sample.{key} must be > 0, got {getattr(self, key)}")
-        from temflow.hrtem.samples import carbon_number_density_per_A3
-
         d = self.contamination_min_distance_A
         packing = carbon_number_density_per_A3(self.contamination_density_g_per_cm3)
         packing *= np.pi / 6 * d**3

@@ -24,14 +24,11 @@ from ase import Atoms
 from scipy.spatial import cKDTree
 
 from temflow.errors import TemflowError
-from temflow.hrtem.config import SampleConfig
+from temflow.hrtem.config import SampleConfig, carbon_number_density_per_A3
 from temflow.md.coordination import coordination_numbers
 from temflow.md.structures import GRAPHENE_A_A, MOS2_A_A, MOS2_THICKNESS_A
 
 SQRT3 = float(np.sqrt(3.0))
-#: Molar mass of carbon (g/mol) and the Avogadro constant (1/mol).
-CARBON_MOLAR_MASS_G_PER_MOL = 12.011
-AVOGADRO_PER_MOL = 6.02214076e23
 #: Coordination given to contamination atoms: their sigmas are the MD's three-fold C.
 CONTAMINATION_COORDINATION = 3
 #: What the MoS2 lies on: nothing (``bare``) or a graphene sheet.
@@ -117,11 +114,6 @@ def graphene_positions(
     return _hex_patch(
         a_A, basis, np.array([z_A, z_A]), ["C", "C"], field_A, angle_rad, shift_A, margin_A
     )
-
-
-def carbon_number_density_per_A3(density_g_per_cm3: float) -> float:
-    """C atoms per A^3 of carbon at ``density_g_per_cm3`` (2 g/cm^3 -> 0.100 per A^3)."""
-    return density_g_per_cm3 * AVOGADRO_PER_MOL / CARBON_MOLAR_MASS_G_PER_MOL * 1e-24
 
 
 def random_carbon_layer(
