@@ -109,7 +109,25 @@ def test_fast_path_equals_the_documented_abtem_path():
     positions += [(x + a / 2, y + b / 6, z + dz) for x, y, z in positions for dz in (-t / 2, t / 2)]
     atoms = Atoms("Mo2S4", positions=positions, cell=[a, b, 5.2], pbc=True)
     sigmas = np.full((len(atoms), 3), 0.08)
-    params = MicroscopeParams(50e3, (-30.0, 20.0), 10.0, 20.0, 0.4, 20.0, 40.0, 1e3, 0, 0, 0.5, 2)
+    params = MicroscopeParams(
+        50e3,
+        (-30.0, 20.0),
+        10.0,
+        20.0,
+        0.4,
+        20.0,
+        40.0,
+        1e3,
+        0,
+        0,
+        0.5,
+        2,
+        C21_nm=30.0,
+        phi21_rad=0.5,
+        C23_nm=20.0,
+        phi23_rad=1.0,
+        angular_spread_mrad=0.3,
+    )
     args = (atoms, sigmas, params, 2, 5, 0.1, 1.0)
     ours, reference = exit_focal_series(*args), reference_focal_series(*args)
     assert ours.shape == reference.shape == (2, 32, 56)

@@ -106,6 +106,48 @@ def test_snakemake_stops_on_misspelled_key(tmp_path: Path, test_config):
     assert not (tmp_path / "r").exists()
 
 
+def test_snakemake_names_the_new_key_of_a_renamed_one(tmp_path: Path, test_config):
+    """hrtem.microscope.Cs_A (A) became Cs_um (micrometres): a config with the old key stops
+    with one line naming the new key, and nothing is written."""
+    config = yaml.safe_load(yaml.safe_dump(test_config))
+    config["hrtem"]["microscope"]["Cs_A"] = config["hrtem"]["microscope"].pop("Cs_um")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = run_snakemake("-n", results_dir=tmp_path / "r", configfile=str(bad), check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "hrtem.microscope.Cs_A was renamed hrtem.microscope.Cs_um" in output
+    assert not (tmp_path / "r").exists()
+
+
+def test_snakemake_stops_on_an_inverted_hrtem_range(tmp_path: Path, test_config):
+    """A range the schema accepts but hrtem cannot use stops the run before any job, with
+    one line naming the key; nothing is written."""
+    config = yaml.safe_load(yaml.safe_dump(test_config))
+    config["hrtem"]["microscope"]["Cs_um"] = [20, -20]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = run_snakemake("-n", results_dir=tmp_path / "r", configfile=str(bad), check=False)
+    assert proc.returncode != 0
+    assert "hrtem.microscope.Cs_um: lo 20.0 > hi -20.0" in proc.stdout + proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "where"),
+    [
+        ("sample", "contamination_thickness_A", [-1, 5], "hrtem.sample.contamination_thickness_A"),
+        ("sample", "contamination_sides", ["top"], "hrtem.sample.contamination_sides"),
+        ("microscope", "C21_nm", [-10, 10], "hrtem.microscope.C21_nm"),
+        ("microscope", "angular_spread_mrad", [-1, 0], "hrtem.microscope.angular_spread_mrad"),
+    ],
+)
+def test_bad_new_hrtem_values_are_named(test_config, section, key, value, where):
+    config = yaml.safe_load(yaml.safe_dump(test_config))
+    config["hrtem"][section][key] = value
+    assert describe_config_error(config, SCHEMA_PATH).startswith(f"config error at {where}")
+
+
 def test_task_augmentation_override_is_checked(test_config):
     config = yaml.safe_load(yaml.safe_dump(test_config))
     config["monet"]["task_augmentation"] = {"fbm_alpha": {"augment_noise_step_std": 1.5}}

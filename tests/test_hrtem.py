@@ -56,6 +56,10 @@ TINY = {
         "mo_vacancy_fraction": [0.0, 0.02],
         "graphene_spacing_A": 3.3,
         "vacuum_A": 1.0,
+        "contamination_thickness_A": [0, 0],
+        "contamination_sides": ["entrance", "exit"],
+        "contamination_density_g_per_cm3": 2.0,
+        "contamination_min_distance_A": 1.3,
     },
     "microscope": MICROSCOPE,
     "simulation": {
@@ -99,7 +103,7 @@ def fixed_params(defoci=(-30.0, 20.0, 70.0), **kw) -> MicroscopeParams:
     values = dict(
         energy_eV=50e3,
         defoci_A=tuple(defoci),
-        Cs_A=14.29,
+        Cs_um=14.29,
         astigmatism_A=34.27,
         astigmatism_angle_rad=0.4,
         focal_spread_A=0.0,
@@ -209,7 +213,9 @@ def test_mo_columns_are_image_extrema_in_label_frame(sampling):
     atoms = sample.atoms
     assert 0.1 < sample.info["mos2_angle_rad"] % (np.pi / 3) < np.pi / 3 - 0.1  # rotated
     cols = find_columns(atoms, sample.field_A)
-    mp = fixed_params(defoci=(-10.0, 10.0), Cs_A=0.0, astigmatism_A=0.0, semiangle_cutoff_mrad=60.0)
+    mp = fixed_params(
+        defoci=(-10.0, 10.0), Cs_um=0.0, astigmatism_A=0.0, semiangle_cutoff_mrad=60.0
+    )
     images = simulate_image(
         atoms,
         np.zeros((len(atoms), 3)),
@@ -263,7 +269,7 @@ def test_channel_order_and_defocus_sign_match_direct_abtem():
             ctf = abtem.CTF(
                 energy=50e3,
                 defocus=d,
-                Cs=mp.Cs_A,
+                Cs=mp.Cs_um * 1e4,
                 astigmatism=mp.astigmatism_A,
                 astigmatism_angle=mp.astigmatism_angle_rad,
                 focal_spread=20.0,
@@ -326,7 +332,8 @@ def test_microscope_defaults_contain_seed_values():
     schema = yaml.safe_load(open("config/schema.yaml"))["properties"]["hrtem"]["properties"]
     m = {k: v["default"] for k, v in schema["microscope"]["properties"].items()}
     assert m["energy_keV"][0] <= 50 <= m["energy_keV"][1]
-    assert m["Cs_A"][0] <= 14.29 <= m["Cs_A"][1]
+    assert m["Cs_um"][0] <= 14.29 <= m["Cs_um"][1]
+    assert m["Cs_um"][0] <= -12 and m["Cs_um"][1] >= 12  # both signs, micrometres
     assert m["astigmatism_A"][0] <= 34.27 <= m["astigmatism_A"][1]
     offsets = np.array(m["defocus_offsets_A"])
     centre = 20 - offsets[1]
@@ -335,6 +342,206 @@ def test_microscope_defaults_contain_seed_values():
     assert m["dose_e_per_A2"][0] <= 1e2 and m["dose_e_per_A2"][1] >= 1e4
     p = sample_microscope(MicroscopeConfig.from_mapping(m), np.random.default_rng(0))
     assert np.all(np.diff(p.defoci_A) > 0) and m["dose_e_per_A2"][0] <= p.dose_e_per_A2
+
+
+# --- the corrected instrument: Cs in um, coma, three-fold astigmatism, spatial coherence --
+
+
+def _wavelength_A(energy_eV: float) -> float:
+    """Relativistic electron wavelength, A (h c / sqrt(E (E + 2 m c^2)))."""
+    hc_eV_A, mc2_eV = 12398.419843, 510998.95
+    return hc_eV_A / np.sqrt(energy_eV * (energy_eV + 2 * mc2_eV))
+
+
+def _kernel(params: MicroscopeParams, n: int = 128, sampling_A: float = 0.1) -> np.ndarray:
+    """The CTF kernel (n_defoci, n, n) temflow's multislice applies (abTEM's own)."""
+    import abtem
+
+    waves = abtem.Waves(np.zeros((n, n), np.complex64), energy=params.energy_eV, sampling=0.1)
+    return np.asarray(make_ctf(params)._evaluate_kernel(waves))
+
+
+def test_cs_in_micrometres_reaches_the_ctf_with_the_formula_phase():
+    """At a known k along x: kernel = exp(-i chi), chi = (pi/2) Cs lambda^3 k^4 with Cs in A
+    = Cs_um * 1e4 (abTEM's sign: exp(-i chi)); the coma adds (2 pi / lambda) C21 (lambda
+    k)^3 / 3 cos(phi - phi21). 14.29 um is 26 rad at 50 mrad: no units slip passes."""
+    bare = dict(
+        defoci=(0.0,),
+        astigmatism_A=0.0,
+        focal_spread_A=0.0,
+        semiangle_cutoff_mrad=200.0,
+        mtf_floor=0.0,
+    )
+    lam = _wavelength_A(50e3)
+    dk = 1 / (128 * 0.1)
+    for n_k in (3, 5, 7):
+        k = n_k * dk
+        for cs_um in (14.29, -12.0):
+            chi = np.pi / 2 * cs_um * 1e4 * lam**3 * k**4
+            value = _kernel(fixed_params(Cs_um=cs_um, **bare))[0, n_k, 0]
+            assert abs(value - np.exp(-1j * chi)) < 1e-3, (n_k, cs_um, value, chi)
+        chi = 2 * np.pi / lam * 300.0 * (lam * k) ** 3 / 3 * np.cos(0.0 - 0.4)
+        value = _kernel(fixed_params(Cs_um=0.0, C21_nm=30.0, phi21_rad=0.4, **bare))[0, n_k, 0]
+        assert abs(value - np.exp(-1j * chi)) < 1e-3
+    assert 20 < np.pi / 2 * 14.29e4 * lam**3 * (0.05 / lam) ** 4 < 30
+
+
+def test_coma_and_threefold_astigmatism_change_a_noise_free_image():
+    """Zero C21 and C23 (any angles) leave the kernel bit-identical to abTEM's CTF without
+    them, and the noise-free focal series too; 30 nm of either changes the series."""
+    import abtem
+
+    base = fixed_params(angular_spread_mrad=0.0)
+    zero = fixed_params(C21_nm=0.0, phi21_rad=1.1, C23_nm=0.0, phi23_rad=0.7)
+    direct = abtem.CTF(
+        energy=50e3,
+        defocus=abtem.distributions.from_values(np.asarray(base.defoci_A)),
+        Cs=base.Cs_um * 1e4,
+        astigmatism=base.astigmatism_A,
+        astigmatism_angle=base.astigmatism_angle_rad,
+        focal_spread=base.focal_spread_A,
+        semiangle_cutoff=base.semiangle_cutoff_mrad,
+    )
+    waves = abtem.Waves(np.zeros((64, 64), np.complex64), energy=50e3, sampling=0.1)
+    np.testing.assert_array_equal(_kernel(zero, 64), np.asarray(direct._evaluate_kernel(waves)))
+    atoms = rect_mos2(2, 1)
+    sigmas = np.zeros((len(atoms), 3))
+    reference = exit_focal_series(atoms, sigmas, base, 1, 5, 0.1, 1.0)
+    np.testing.assert_array_equal(exit_focal_series(atoms, sigmas, zero, 1, 5, 0.1, 1.0), reference)
+    for change in ({"C21_nm": 30.0, "phi21_rad": 0.3}, {"C23_nm": 30.0, "phi23_rad": 0.3}):
+        changed = exit_focal_series(atoms, sigmas, fixed_params(**change), 1, 5, 0.1, 1.0)
+        assert np.abs(changed - reference).max() > 0.02 * np.abs(reference).max(), change
+
+
+def test_angular_spread_damps_the_transfer_at_the_aperture_edge():
+    """abTEM's spatial-coherence envelope: 1 at k = 0, below 1 at high k, lower for a larger
+    spread; each focal setting gets its own (the envelope depends on defocus)."""
+    params = dict(Cs_um=20.0, astigmatism_A=0.0, semiangle_cutoff_mrad=200.0)
+    sharp = np.abs(_kernel(fixed_params(angular_spread_mrad=0.0, **params)))
+    wide = np.abs(_kernel(fixed_params(angular_spread_mrad=0.5, **params)))
+    n_k = int(round(0.05 / _wavelength_A(50e3) * 12.8))  # 50 mrad
+    assert wide[:, 0, 0] == pytest.approx(1.0) and sharp[:, n_k, 0] == pytest.approx(1.0, abs=1e-5)
+    assert np.all(wide[:, n_k, 0] < 0.9)
+    assert len(set(np.round(wide[:, n_k, 0], 4))) == 3
+
+
+def test_residual_aberrations_are_drawn_last_and_stored(tmp_path):
+    """Fixed residual ranges draw nothing: every other parameter is what it is without them.
+    Drawn ones lie in their ranges and are stored with the image."""
+    fixed = {**MICROSCOPE, "C21_nm": [0, 0], "C23_nm": [0, 0], "phi21_rad": [0, 0]}
+    fixed.update(phi23_rad=[0, 0], angular_spread_mrad=[0.2, 0.2])
+    a = sample_microscope(MicroscopeConfig.from_mapping(fixed), np.random.default_rng(3))
+    b = sample_microscope(MicroscopeConfig.from_mapping(MICROSCOPE), np.random.default_rng(3))
+    residual = ("C21_nm", "phi21_rad", "C23_nm", "phi23_rad", "angular_spread_mrad")
+    for key, value in a.as_dict().items():
+        if key not in residual:
+            assert value == b.as_dict()[key], key
+    assert a.C21_nm == 0 and a.angular_spread_mrad == 0.2
+    for key in residual:
+        lo, hi = MICROSCOPE[key]
+        assert lo <= getattr(b, key) <= hi and hi > lo
+    path = tmp_path / "shard_0000.h5"
+    generate_shard(path, TINY_CONFIG, "val_bare", "bare", 0, 1, 3, VIB, CUTOFFS)
+    _, _, meta = open_dataset(path)[0]
+    for key in (*residual, "Cs_um", "contamination_total_thickness_A"):
+        assert key in meta, key
+    assert meta["n_contamination_atoms"] == 0
+
+
+def test_old_cs_key_names_the_new_one():
+    cfg = copy.deepcopy(TINY)
+    cfg["microscope"]["Cs_A"] = cfg["microscope"].pop("Cs_um")
+    with pytest.raises(TemflowError, match=r"Cs_A was renamed hrtem.microscope.Cs_um"):
+        HrtemConfig.from_mapping(cfg)
+
+
+# --- amorphous carbon contamination ------------------------------------------------------
+
+
+def _periodic_nearest(positions: np.ndarray, box) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(positions, boxsize=box).query(positions, k=2)
+    return d[:, 1]
+
+
+@pytest.mark.parametrize(("density", "min_distance"), [(2.0, 1.3), (1.5, 1.6)])
+def test_contamination_density_and_minimum_distance_are_as_configured(density, min_distance):
+    from temflow.hrtem.samples import random_carbon_layer
+
+    field, thickness = (20.0, 17.0), 10.0
+    layer = random_carbon_layer(field, thickness, density, min_distance, np.random.default_rng(1))
+    volume_cm3 = field[0] * field[1] * thickness * 1e-24
+    n_expected = density / 12.011 * 6.02214076e23 * volume_cm3
+    assert len(layer) == round(n_expected)
+    assert len(layer) * 12.011 / 6.02214076e23 / volume_cm3 == pytest.approx(density, rel=3e-3)
+    assert layer.min(axis=0).min() >= 0 and np.all(layer.max(axis=0) < (*field, thickness))
+    # x and y periodic as the simulation cell; z is not (a period larger than the slab).
+    nearest = _periodic_nearest(layer, (*field, 10 * thickness))
+    assert nearest.min() >= min_distance
+    assert nearest.min() < 1.5 * min_distance  # dense, not a sparse lattice
+    again = random_carbon_layer(field, thickness, density, min_distance, np.random.default_rng(1))
+    np.testing.assert_array_equal(layer, again)
+
+
+@pytest.mark.parametrize("substrate", ["bare", "graphene"])
+def test_contamination_is_unlabelled_and_leaves_the_specimen_as_drawn(substrate):
+    """Same seed with and without contamination: the same specimen (shifted along z), the
+    same labels; the C layers lie min_distance beyond its outer planes on the drawn sides."""
+    plain = make_sample(sample_config(), substrate, np.random.default_rng(4), CUTOFFS)
+    dirty_config = sample_config(contamination_thickness_A=[4.0, 8.0])
+    dirty = make_sample(dirty_config, substrate, np.random.default_rng(4), CUTOFFS)
+    n_c, n = dirty.info["n_contamination_atoms"], len(plain.atoms)
+    assert n_c > 0 and len(dirty.atoms) == n + n_c
+    assert set(dirty.atoms.get_chemical_symbols()[n:]) == {"C"}
+    entrance = dirty.info["contamination_entrance_thickness_A"]
+    exit_ = dirty.info["contamination_exit_thickness_A"]
+    assert 4 <= entrance <= 8 and 4 <= exit_ <= 8
+    assert dirty.info["contamination_total_thickness_A"] == entrance + exit_
+    specimen = dirty.atoms.positions[:n]
+    np.testing.assert_allclose(specimen[:, :2], plain.atoms.positions[:, :2], atol=0)
+    shift = specimen[:, 2] - plain.atoms.positions[:, 2]
+    np.testing.assert_allclose(shift, np.ceil(entrance + 1.3))
+    pd.testing.assert_frame_equal(
+        find_columns(dirty.atoms, dirty.field_A), find_columns(plain.atoms, plain.field_A)
+    )
+    carbon = dirty.atoms.positions[n:]
+    below = carbon[carbon[:, 2] < specimen[:, 2].min()]
+    assert below[:, 2].max() <= specimen[:, 2].min() - 1.3
+    above = carbon[carbon[:, 2] > specimen[:, 2].max()]
+    assert len(below) + len(above) == n_c and above[:, 2].min() >= specimen[:, 2].max() + 1.3
+    vacuum = dirty_config.vacuum_A
+    assert carbon[:, 2].min() == pytest.approx(vacuum, abs=0.05)
+    assert dirty.atoms.cell[2, 2] >= carbon[:, 2].max() + vacuum - 1e-9
+    np.testing.assert_array_equal(dirty.coordination[:n], plain.coordination)
+    assert np.all(dirty.coordination[n:] == 3)
+    one_side = make_sample(
+        sample_config(contamination_thickness_A=[5.0, 5.0], contamination_sides=["exit"]),
+        substrate,
+        np.random.default_rng(4),
+        CUTOFFS,
+    )
+    assert one_side.info["contamination_entrance_thickness_A"] == 0
+    assert one_side.atoms.positions[:, 2].min() == plain.atoms.positions[:, 2].min()
+
+
+def test_contamination_changes_nothing_else_of_an_image():
+    """Same seed, contamination on and off: the same microscope parameters, phonon seed and
+    labels (its own random stream), different images; the C atoms are stored last."""
+    dirty_cfg = copy.deepcopy(TINY)
+    dirty_cfg["sample"]["contamination_thickness_A"] = [3.0, 5.0]
+    dirty_config = HrtemConfig.from_mapping(dirty_cfg)
+    plain = make_image(TINY_CONFIG, "graphene", 21, VIB, CUTOFFS)
+    dirty = make_image(dirty_config, "graphene", 21, VIB, CUTOFFS)
+    n_c = dirty.attrs["n_contamination_atoms"]
+    assert n_c > 0 and len(dirty.numbers) == len(plain.numbers) + n_c
+    assert np.all(dirty.numbers[-n_c:] == 6)
+    sample_keys = {"n_contamination_atoms"} | {k for k in plain.attrs if "contamination" in k}
+    for key, value in plain.attrs.items():
+        if key not in sample_keys:
+            np.testing.assert_array_equal(dirty.attrs[key], value, err_msg=key)
+    pd.testing.assert_frame_equal(dirty.columns, plain.columns)
+    assert not np.array_equal(dirty.images, plain.images)
 
 
 # --- shards ------------------------------------------------------------------------------
@@ -546,7 +753,17 @@ def test_shard_sizes():
         ("microscope", "defocus_offsets_A", [], "defocus_offsets_A is empty"),
         ("microscope", "defocus_offsets_A", [0, 0, 50], "strictly increasing"),
         ("microscope", "dose_e_per_A2", [0, 100], "dose_e_per_A2"),
-        ("microscope", "Cs_A", [30, 0], r"hrtem.microscope.Cs_A: lo 30.0 > hi 0.0"),
+        ("microscope", "Cs_um", [30, 0], r"hrtem.microscope.Cs_um: lo 30.0 > hi 0.0"),
+        ("microscope", "C21_nm", [-5, 10], r"hrtem.microscope.C21_nm must be >= 0"),
+        ("microscope", "C23_nm", [20, 10], r"hrtem.microscope.C23_nm: lo 20.0 > hi 10.0"),
+        ("microscope", "angular_spread_mrad", [-0.1, 0], r"angular_spread_mrad must be >= 0"),
+        ("sample", "contamination_thickness_A", [-1, 5], r"contamination_thickness_A must be"),
+        ("sample", "contamination_thickness_A", [5, 1], r"contamination_thickness_A must be"),
+        ("sample", "contamination_sides", ["top"], r"contamination_sides must be a non-empty"),
+        ("sample", "contamination_sides", [], r"contamination_sides must be a non-empty"),
+        ("sample", "contamination_density_g_per_cm3", 0, r"density_g_per_cm3 must be > 0"),
+        ("sample", "contamination_density_g_per_cm3", 20.0, r"packs the carbon to"),
+        ("sample", "contamination_min_distance_A", -1.3, r"min_distance_A must be > 0"),
         ("microscope", "energy_keV", 50, r"hrtem.microscope.energy_keV must be a range"),
         ("microscope", "focal_spread_A", [-1, 0], r"hrtem.microscope.focal_spread_A must be >= 0"),
         ("simulation", "output_sampling_A", 0.05, r"must be a range \[min, max\]"),

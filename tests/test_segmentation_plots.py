@@ -86,10 +86,14 @@ def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
                 "dose_e_per_A2": np.array([1e4, 5e3, 3e3, 1e3, 300.0, 100.0]),
                 "defocus_mean_A": rng.uniform(0, 40, 6),
                 "focal_spread_A": rng.uniform(10, 40, 6),
-                "Cs_A": rng.uniform(0, 30, 6),
+                "Cs_um": rng.uniform(-20, 20, 6),
+                "C21_nm": rng.uniform(0, 50, 6),
+                "C23_nm": rng.uniform(0, 50, 6),
+                "angular_spread_mrad": rng.uniform(0.1, 0.5, 6),
                 "semiangle_cutoff_mrad": rng.uniform(35, 50, 6),
                 "blur_sigma_A": rng.uniform(0, 0.2, 6),
                 "sampling_A": np.full(6, 0.2),
+                "contamination_total_thickness_A": np.zeros(6),
             }
         )
 
@@ -125,8 +129,8 @@ def test_f1_correlations_on_constructed_tables() -> None:
 
 def test_f1_parameters_name_the_tables_that_lack_them() -> None:
     tables = _with_parameters()
-    tables[("unet", "graphene")] = tables[("unet", "graphene")].drop(columns="Cs_A")
-    with pytest.raises(ValueError, match=r"unet_graphene: Cs_A .*segmentation_evaluate"):
+    tables[("unet", "graphene")] = tables[("unet", "graphene")].drop(columns="Cs_um")
+    with pytest.raises(ValueError, match=r"unet_graphene: Cs_um .*segmentation_evaluate"):
         f1_parameters(tables, list(IMAGE_PARAMETERS))
     with pytest.raises(ValueError, match="no evaluation tables"):
         f1_parameters({}, list(IMAGE_PARAMETERS))

@@ -61,7 +61,15 @@ def test_evaluation_tables(workflow_results, test_config) -> None:
                 for p in sorted((workflow_results / "hrtem" / val).glob("shard_*.h5"))
             }
             microscope = test_config["hrtem"]["microscope"]
-            for param in ("dose_e_per_A2", "astigmatism_A", "Cs_A", "focal_spread_A"):
+            for param in (
+                "dose_e_per_A2",
+                "astigmatism_A",
+                "Cs_um",
+                "C21_nm",
+                "C23_nm",
+                "angular_spread_mrad",
+                "focal_spread_A",
+            ):
                 assert table[param].between(*microscope[param]).all(), param
             shift = float(np.mean(microscope["defocus_offsets_A"]))
             centre_lo, centre_hi = microscope["defocus_centre_A"]

@@ -18,6 +18,27 @@ def load_schema(schema_path: str | Path) -> dict[str, Any]:
     return yaml.safe_load(Path(schema_path).read_text())
 
 
+#: Keys that were renamed: old dotted key -> (new dotted key, why). The schema rejects the
+#: old key, and the message names the new one (:func:`renamed_key_error`).
+RENAMED_KEYS: dict[str, tuple[str, str]] = {
+    "hrtem.microscope.Cs_A": (
+        "hrtem.microscope.Cs_um",
+        "Cs is given in micrometres: tens of A of Cs change no 50 keV image",
+    ),
+}
+
+
+def renamed_key_error(section: str, keys: Sequence[str]) -> str | None:
+    """The message for the first of ``keys`` (in ``section``, dotted) that was renamed
+    (:data:`RENAMED_KEYS`), or None."""
+    for key in keys:
+        old = f"{section}.{key}" if section else str(key)
+        if old in RENAMED_KEYS:
+            new, why = RENAMED_KEYS[old]
+            return f"{old} was renamed {new} ({why}); use {new.rsplit('.', 1)[-1]}"
+    return None
+
+
 #: The Snakefile's ``configfile:`` (read first) and the schema, relative to the repository root.
 DEFAULT_CONFIG = Path("config") / "config.yaml"
 SCHEMA = Path("config") / "schema.yaml"
@@ -154,5 +175,9 @@ def describe_config_error(config: dict[str, Any], schema_path: str | Path) -> st
     where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        renamed = renamed_key_error(".".join(str(p) for p in error.absolute_path), extra)
+        if renamed:
+            return f"config error at {where}: {renamed}"
         return f"config error at {where}: {error.message}; allowed keys: {', '.join(allowed)}"
     return f"config error at {where}: {error.message}"

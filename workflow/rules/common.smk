@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from temflow.config import prepare_config
 from temflow.errors import TemflowError
+from temflow.hrtem.config import HrtemConfig
 from temflow.seeding import workflow_seed_key
 from temflow.segmentation import IMAGE_PARAMETERS
 from temflow.trajectories.io import GENERATOR_KEYS
@@ -21,6 +22,12 @@ except TemflowError as _err:
     raise WorkflowError(str(_err)) from None
 config.clear()
 config.update(_prepared)
+# What the schema cannot say (an inverted range, an impossible contamination density):
+# checked before any job runs, so that no stage is computed for a config that would fail.
+try:
+    HrtemConfig.from_mapping(config["hrtem"])
+except TemflowError as _err:
+    raise WorkflowError(str(_err)) from None
 
 
 def _sorted_keys(value):

@@ -21,15 +21,36 @@ from typing import Any
 
 import numpy as np
 
+from temflow.config import renamed_key_error
 from temflow.errors import TemflowError
 
 Range = tuple[float, float]
+
+#: Sides of the specimen an amorphous-carbon contamination layer can cover, along the beam.
+CONTAMINATION_SIDES: tuple[str, ...] = ("entrance", "exit")
+#: Highest packing fraction (number density x pi/6 x min_distance^3) the contamination's
+#: random sequential addition is asked for: its jamming limit is about 0.38.
+MAX_CONTAMINATION_PACKING = 0.3
+#: Molar mass of carbon (g/mol) and the Avogadro constant (1/mol).
+CARBON_MOLAR_MASS_G_PER_MOL = 12.011
+AVOGADRO_PER_MOL = 6.02214076e23
+
+
+def carbon_number_density_per_A3(density_g_per_cm3: float) -> float:
+    """C atoms per A^3 of carbon at ``density_g_per_cm3`` (2 g/cm^3 -> 0.100 per A^3)."""
+    return density_g_per_cm3 * AVOGADRO_PER_MOL / CARBON_MOLAR_MASS_G_PER_MOL * 1e-24
+
 
 #: Lowest allowed lower bound of each ``hrtem.microscope`` range (dose: must be > 0).
 MICROSCOPE_LOWER_BOUNDS: dict[str, float] = {
     "energy_keV": 1e-9,
     "defocus_centre_A": -np.inf,
-    "Cs_A": -np.inf,
+    "Cs_um": -np.inf,
+    "C21_nm": 0.0,
+    "phi21_rad": -np.inf,
+    "C23_nm": 0.0,
+    "phi23_rad": -np.inf,
+    "angular_spread_mrad": 0.0,
     "astigmatism_A": 0.0,
     "astigmatism_angle_rad": -np.inf,
     "focal_spread_A": 0.0,
@@ -68,12 +89,30 @@ def _numbers(value: Any, name: str, what: str, length: int | None = None) -> tup
     return items
 
 
+def _sides(value: Any, name: str) -> tuple[str, ...]:
+    """A non-empty list of distinct :data:`CONTAMINATION_SIDES`."""
+    items = list(value) if isinstance(value, (list, tuple)) else None
+    if (
+        not items
+        or len(set(items)) != len(items)
+        or not all(isinstance(v, str) and v in CONTAMINATION_SIDES for v in items)
+    ):
+        raise TemflowError(
+            f"{name} must be a non-empty list of distinct sides out of "
+            f"{list(CONTAMINATION_SIDES)}, got {value!r}"
+        )
+    return tuple(items)
+
+
 def _fields(cls: type, section: Mapping[str, Any], name: str) -> dict[str, Any]:
     """The section's values by field name; a missing or unknown key names the key."""
     if not isinstance(section, Mapping):
         raise TemflowError(f"{name} must be a mapping of keys to values, got {section!r}")
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(section) - set(names))
+    renamed = renamed_key_error(name, unknown)
+    if renamed:
+        raise TemflowError(renamed)
     if unknown:
         raise TemflowError(f"{name}: unknown key(s) {unknown}; expected {names}")
     missing = [n for n in names if n not in section]
@@ -93,6 +132,11 @@ class SampleConfig:
     ``s_vacancy_fraction`` and ``mo_vacancy_fraction`` are ranges [lo, hi] of the
     per-image probability that a site is empty; ``graphene_spacing_A`` is the distance
     from the lower S plane to the graphene plane; ``vacuum_A`` the vacuum above and below.
+    The amorphous-carbon contamination: ``contamination_thickness_A`` the range [lo, hi]
+    of each covered side's layer thickness, drawn per image and side (``[0, 0]``: none),
+    ``contamination_sides`` which sides (``entrance``, ``exit`` of the beam),
+    ``contamination_density_g_per_cm3`` and ``contamination_min_distance_A`` (closest
+    C-C distance).
     """
 
     field_of_view_A: tuple[float, float]
@@ -100,6 +144,10 @@ class SampleConfig:
     mo_vacancy_fraction: Range
     graphene_spacing_A: float
     vacuum_A: float
+    contamination_thickness_A: Range
+    contamination_sides: tuple[str, ...]
+    contamination_density_g_per_cm3: float
+    contamination_min_distance_A: float
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any]) -> SampleConfig:
@@ -117,6 +165,19 @@ class SampleConfig:
             ),
             graphene_spacing_A=_number(v["graphene_spacing_A"], f"{name}.graphene_spacing_A"),
             vacuum_A=_number(v["vacuum_A"], f"{name}.vacuum_A"),
+            contamination_thickness_A=_numbers(
+                v["contamination_thickness_A"],
+                f"{name}.contamination_thickness_A",
+                "a range [lo, hi] of layer thicknesses in A",
+                2,
+            ),
+            contamination_sides=_sides(v["contamination_sides"], f"{name}.contamination_sides"),
+            contamination_density_g_per_cm3=_number(
+                v["contamination_density_g_per_cm3"], f"{name}.contamination_density_g_per_cm3"
+            ),
+            contamination_min_distance_A=_number(
+                v["contamination_min_distance_A"], f"{name}.contamination_min_distance_A"
+            ),
         )
 
     def __post_init__(self) -> None:
@@ -137,6 +198,25 @@ class SampleConfig:
             raise TemflowError(
                 f"hrtem.sample.graphene_spacing_A must be > 0, got {self.graphene_spacing_A}"
             )
+        lo, hi = self.contamination_thickness_A
+        if not 0 <= lo <= hi:
+            raise TemflowError(
+                "hrtem.sample.contamination_thickness_A must be [lo, hi] with 0 <= lo <= hi "
+                f"(A), got {[lo, hi]}"
+            )
+        for key in ("contamination_density_g_per_cm3", "contamination_min_distance_A"):
+            if not getattr(self, key) > 0:
+                raise TemflowError(f"hrtem.sample.{key} must be > 0, got {getattr(self, key)}")
+        d = self.contamination_min_distance_A
+        packing = carbon_number_density_per_A3(self.contamination_density_g_per_cm3)
+        packing *= np.pi / 6 * d**3
+        if packing > MAX_CONTAMINATION_PACKING:
+            raise TemflowError(
+                f"hrtem.sample.contamination_density_g_per_cm3="
+                f"{self.contamination_density_g_per_cm3} with contamination_min_distance_A={d} "
+                f"packs the carbon to {packing:.2f} (> {MAX_CONTAMINATION_PACKING}): random "
+                "placement cannot reach it; lower the density or the distance"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -146,14 +226,20 @@ class SampleConfig:
 class MicroscopeConfig:
     """``hrtem.microscope``: ranges [lo, hi] drawn per image (``lo == hi`` fixes a value).
 
-    Units: keV, A, rad, mrad, e/A^2; the MTF terms are fractions. The focal series is the
-    drawn ``defocus_centre_A`` plus ``defocus_offsets_A`` (non-empty, strictly increasing).
+    Units: keV, A, um (``Cs_um``), nm (``C21_nm``, ``C23_nm``), rad, mrad, e/A^2; the MTF
+    terms are fractions. The focal series is the drawn ``defocus_centre_A`` plus
+    ``defocus_offsets_A`` (non-empty, strictly increasing).
     """
 
     energy_keV: Range
     defocus_offsets_A: tuple[float, ...]
     defocus_centre_A: Range
-    Cs_A: Range
+    Cs_um: Range
+    C21_nm: Range
+    phi21_rad: Range
+    C23_nm: Range
+    phi23_rad: Range
+    angular_spread_mrad: Range
     astigmatism_A: Range
     astigmatism_angle_rad: Range
     focal_spread_A: Range

@@ -24,6 +24,9 @@ from temflow.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
+#: Key of the random stream (derived from the image seed) that draws the contamination.
+CONTAMINATION_STREAM = "contamination"
+
 
 def make_image(
     hrtem: HrtemConfig,
@@ -36,6 +39,10 @@ def make_image(
 ) -> ImageRecord:
     """One image, reproducible from ``seed`` alone (sample, parameters, phonons, noise).
 
+    The amorphous-carbon contamination is drawn from a stream of its own
+    (``derive_seed(seed, CONTAMINATION_STREAM)``), so with it on or off an image has the
+    same specimen, microscope parameters, phonon seed and noise stream.
+
     The output sampling ``s`` is drawn first; the image has ``(H, W) = round(field / s)``
     pixels (:func:`~temflow.hrtem.simulate.output_shape`) and the specimen cell is the
     field ``(W * s, H * s)`` (:func:`~temflow.hrtem.simulate.image_field`, within half a
@@ -47,7 +54,11 @@ def make_image(
     sim = hrtem.simulation
     sampling = draw_output_sampling(sim.output_sampling_A, rng)
     field = image_field(hrtem.sample.field_of_view_A, sampling)
-    sample = make_sample(hrtem.sample, substrate, rng, cutoffs_A, field_A=field)
+    # Contamination from its own stream: turning it on changes nothing else of the image.
+    contamination_rng = np.random.default_rng(derive_seed(seed, CONTAMINATION_STREAM))
+    sample = make_sample(
+        hrtem.sample, substrate, rng, cutoffs_A, field_A=field, contamination_rng=contamination_rng
+    )
     atoms = sample.atoms
     sigmas = lookup_sigmas(vibrations, atoms.get_chemical_symbols(), sample.coordination)
     params = sample_microscope(hrtem.microscope, rng)

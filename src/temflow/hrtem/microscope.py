@@ -4,7 +4,9 @@ The ranges come checked in a :class:`~temflow.hrtem.config.MicroscopeConfig`; ev
 is ``[lo, hi]`` (``lo == hi`` fixes the value and draws nothing). The focal series is
 ``centre + offsets`` with the centre drawn per image; offsets are strictly increasing, so
 channels come out in increasing-defocus order. Dose is drawn log-uniformly. Defocus
-follows abTEM (``defocus = -C10``; positive = underfocus).
+follows abTEM (``defocus = -C10``; positive = underfocus). Cs is in micrometres and the
+residual coma (C21) and three-fold astigmatism (C23) in nanometres, as instruments report
+them; :func:`~temflow.hrtem.simulate.make_ctf` converts them to abTEM's A.
 
 The output pixel size is drawn per image too (:func:`draw_output_sampling`, uniformly in
 ``hrtem.simulation.output_sampling_A``), before the sample.
@@ -21,11 +23,16 @@ from temflow.hrtem.config import MicroscopeConfig
 
 @dataclass(frozen=True)
 class MicroscopeParams:
-    """Parameters of one image (A, eV, rad, mrad, e/A^2). Stored with every image."""
+    """Parameters of one image (A, eV, um, nm, rad, mrad, e/A^2). Stored with every image.
+
+    ``C21_nm``/``phi21_rad`` are the axial coma and its angle, ``C23_nm``/``phi23_rad`` the
+    three-fold astigmatism and its angle (abTEM's polar coefficients), and
+    ``angular_spread_mrad`` abTEM's partial spatial coherence (illumination spread).
+    """
 
     energy_eV: float
     defoci_A: tuple[float, ...]
-    Cs_A: float
+    Cs_um: float
     astigmatism_A: float
     astigmatism_angle_rad: float
     focal_spread_A: float
@@ -35,6 +42,11 @@ class MicroscopeParams:
     mtf_floor: float
     mtf_half_nyquist: float
     mtf_power: float
+    C21_nm: float = 0.0
+    phi21_rad: float = 0.0
+    C23_nm: float = 0.0
+    phi23_rad: float = 0.0
+    angular_spread_mrad: float = 0.0
 
     def as_dict(self) -> dict[str, float | list[float]]:
         d = asdict(self)
@@ -42,8 +54,23 @@ class MicroscopeParams:
         return d
 
 
+#: Drawn after the other parameters, in this order (a dict keeps it).
+RESIDUAL_KEYS: tuple[str, ...] = (
+    "C21_nm",
+    "phi21_rad",
+    "C23_nm",
+    "phi23_rad",
+    "angular_spread_mrad",
+)
+
+
 def sample_microscope(config: MicroscopeConfig, rng: np.random.Generator) -> MicroscopeParams:
-    """Draw one image's parameters from the ``hrtem.microscope`` ranges."""
+    """Draw one image's parameters from the ``hrtem.microscope`` ranges.
+
+    The residual aberrations and the angular spread are drawn after the other parameters,
+    and a fixed range (``lo == hi``) draws nothing, so with them fixed the other values are
+    the same as without them.
+    """
 
     def uniform(key: str) -> float:
         lo, hi = getattr(config, key)
@@ -55,7 +82,7 @@ def sample_microscope(config: MicroscopeConfig, rng: np.random.Generator) -> Mic
     return MicroscopeParams(
         energy_eV=uniform("energy_keV") * 1e3,
         defoci_A=tuple(float(centre + o) for o in config.defocus_offsets_A),
-        Cs_A=uniform("Cs_A"),
+        Cs_um=uniform("Cs_um"),
         astigmatism_A=uniform("astigmatism_A"),
         astigmatism_angle_rad=uniform("astigmatism_angle_rad"),
         focal_spread_A=uniform("focal_spread_A"),
@@ -65,6 +92,7 @@ def sample_microscope(config: MicroscopeConfig, rng: np.random.Generator) -> Mic
         mtf_floor=uniform("mtf_floor"),
         mtf_half_nyquist=uniform("mtf_half_nyquist"),
         mtf_power=uniform("mtf_power"),
+        **{key: uniform(key) for key in RESIDUAL_KEYS},
     )
 
 

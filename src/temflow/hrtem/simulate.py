@@ -72,8 +72,19 @@ def abtem_device(device: str) -> Iterator[None]:
         yield
 
 
+#: A per nm and per um: abTEM takes aberrations in A.
+A_PER_NM = 10.0
+A_PER_UM = 1e4
+
+
 def make_ctf(params: MicroscopeParams):
-    """abTEM CTF with the focal series as a defocus ensemble (angles rad, aperture mrad)."""
+    """abTEM CTF with the focal series as a defocus ensemble (angles rad, aperture mrad).
+
+    Cs (um), coma C21 and three-fold astigmatism C23 (nm) become abTEM's polar
+    coefficients C30, C21, C23 in A; the phase is abTEM's
+    chi = (2 pi / lambda) sum C_nm (lambda k)^(n+1) / (n+1) cos(m (phi - phi_nm)), with
+    the kernel exp(-i chi). ``angular_spread_mrad`` is abTEM's spatial-coherence envelope.
+    """
     import abtem
 
     defoci = np.asarray(params.defoci_A, dtype=float)
@@ -84,10 +95,15 @@ def make_ctf(params: MicroscopeParams):
     return abtem.CTF(
         energy=params.energy_eV,
         defocus=abtem.distributions.from_values(defoci),
-        Cs=params.Cs_A,
+        Cs=params.Cs_um * A_PER_UM,
         astigmatism=params.astigmatism_A,
         astigmatism_angle=params.astigmatism_angle_rad,
+        C21=params.C21_nm * A_PER_NM,
+        phi21=params.phi21_rad,
+        C23=params.C23_nm * A_PER_NM,
+        phi23=params.phi23_rad,
         focal_spread=params.focal_spread_A,
+        angular_spread=params.angular_spread_mrad,
         semiangle_cutoff=params.semiangle_cutoff_mrad,
     )
 

@@ -60,11 +60,16 @@ def plot_f1_histograms(
     save_figure(fig, path, dpi=dpi)
 
 
+#: Panels per row of the F1-against-parameter figure (a substrate's parameters wrap).
+PARAMETER_PANELS_PER_ROW = 6
+
+
 def plot_f1_by_parameter(
     tables: Mapping[tuple[str, str], pd.DataFrame], path: str | Path, dpi: int = 150
 ) -> None:
-    """Per-image (class) F1 against each of :func:`f1_parameters`: one row per substrate,
-    one series per network, Spearman rho in the legend."""
+    """Per-image (class) F1 against each of :func:`f1_parameters`: a block of rows per
+    substrate (at most :data:`PARAMETER_PANELS_PER_ROW` parameters a row), one series per
+    network, Spearman rho in the legend."""
     params = f1_parameters(tables, list(IMAGE_PARAMETERS))
     substrates = sorted(
         {s for _, s in tables},
@@ -72,16 +77,22 @@ def plot_f1_by_parameter(
     )
     nets = sorted({n for n, _ in tables})
     corr = f1_correlations(tables, params).set_index(["network", "substrate", "parameter"])
+    ncols = min(len(params), PARAMETER_PANELS_PER_ROW)
+    rows_per_substrate = -(-len(params) // ncols)
     fig, axes = plt.subplots(
-        len(substrates),
-        len(params),
-        figsize=(3.1 * len(params), 2.7 * len(substrates)),
+        len(substrates) * rows_per_substrate,
+        ncols,
+        figsize=(3.1 * ncols, 2.7 * len(substrates) * rows_per_substrate),
         squeeze=False,
         sharey="row",
     )
     for r, substrate in enumerate(substrates):
-        for c, param in enumerate(params):
-            ax = axes[r, c]
+        for c in range(rows_per_substrate * ncols):
+            ax = axes[r * rows_per_substrate + c // ncols, c % ncols]
+            if c >= len(params):
+                ax.axis("off")
+                continue
+            param = params[c]
             for k, net in enumerate(nets):
                 t = tables.get((net, substrate))
                 if t is None:
@@ -104,9 +115,10 @@ def plot_f1_by_parameter(
             ax.legend(loc="lower right", fontsize=7)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
-        axes[r, 0].set_ylabel(
-            f"per-image F1\n{SUBSTRATE_LABELS.get(substrate, substrate)}", fontsize=8
-        )
+        for row in range(rows_per_substrate):
+            axes[r * rows_per_substrate + row, 0].set_ylabel(
+                f"per-image F1\n{SUBSTRATE_LABELS.get(substrate, substrate)}", fontsize=8
+            )
     fig.tight_layout()
     save_figure(fig, path, dpi=dpi)
 
