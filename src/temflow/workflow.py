@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import glob
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Iterator
@@ -46,3 +48,14 @@ def script_context(snakemake: Any) -> Iterator[logging.Logger]:
         sys.stderr = saved_stderr
         if stream is not None:
             stream.close()
+
+
+def local_cuda_gpu() -> bool:
+    """Whether torch would train on a CUDA GPU on this machine, judged without importing
+    torch (that takes seconds, at every Snakemake start): a CUDA build of torch (not a
+    ``+cpu`` wheel) and an NVIDIA device node."""
+    try:
+        build = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return "+cpu" not in build and bool(glob.glob("/dev/nvidia[0-9]*"))

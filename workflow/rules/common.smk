@@ -1,7 +1,5 @@
 # Helpers shared by every stage: config validation, paths, the input and params functions
 # of every rule, seeds and wildcard constraints.
-import glob
-import importlib.metadata
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -12,6 +10,7 @@ from temflow.hrtem.config import HrtemConfig
 from temflow.seeding import workflow_seed_key
 from temflow.segmentation import IMAGE_PARAMETERS
 from temflow.trajectories.io import GENERATOR_KEYS
+from temflow.workflow import local_cuda_gpu
 
 SCHEMA = workflow.source_path("../../config/schema.yaml")
 # Nested --config values arrive as strings (md="{temperature_K: 600}" gives '600'): they
@@ -53,24 +52,13 @@ DEVICE = config["device"]
 PLOTS = config["plots"]
 
 
-def _local_cuda_gpu():
-    """Whether torch would train on a CUDA GPU here, judged without importing torch (it
-    takes seconds at every Snakemake start): a CUDA build of torch and an NVIDIA device.
-    """
-    try:
-        build = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return "+cpu" not in build and bool(glob.glob("/dev/nvidia[0-9]*"))
-
-
 def _training_gpus():
     """GPUs a training job requests. None for a local run without a GPU: the profile's pool
     of one GPU would otherwise queue the CPU trainings, which run side by side."""
     if DEVICE == "cpu":
         return 0
     if DEVICE == "auto" and workflow.local_exec:
-        return int(_local_cuda_gpu())
+        return int(local_cuda_gpu())
     return 1
 
 
