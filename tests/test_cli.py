@@ -704,7 +704,8 @@ def test_segment_default_model_is_the_newest(tmp_path, seg_models):
 @pytest.mark.workflow
 def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_path):
     """The test-config MSD-net applied through the CLI to a validation shard finds the
-    columns that the workflow's own detection code finds."""
+    columns that the workflow's own detection code finds (unregistered: the workflow
+    scores the frames as simulated)."""
     from temflow.evaluation import find_peaks_per_class
     from temflow.segmentation.card import calibrated_threshold, load_segmenter
     from temflow.training import predict
@@ -713,7 +714,8 @@ def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_pat
     model_pt = workflow_results / "models" / "msdnet_bare.pt"
     out = tmp_path / "cols.csv"
     assert main(["segment", str(shard), "-o", str(out), "--model", str(model_pt),
-                 "--device", "cpu", "--overlay", str(tmp_path / "ov.png")]) == 0  # fmt: skip
+                 "--device", "cpu", "--overlay", str(tmp_path / "ov.png"),
+                 "--no-register"]) == 0  # fmt: skip
     got = pd.read_csv(out)
     series = read_focal_series([shard])
     model, card = load_segmenter(model_pt)

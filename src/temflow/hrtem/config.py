@@ -39,6 +39,7 @@ MICROSCOPE_LOWER_BOUNDS: dict[str, float] = {
     "mtf_floor": 0.0,
     "mtf_half_nyquist": 1e-9,
     "mtf_power": 1e-9,
+    "frame_shift_A": 0.0,
 }
 
 
@@ -148,6 +149,9 @@ class MicroscopeConfig:
 
     Units: keV, A, rad, mrad, e/A^2; the MTF terms are fractions. The focal series is the
     drawn ``defocus_centre_A`` plus ``defocus_offsets_A`` (non-empty, strictly increasing).
+    ``frame_shift_A`` is the range of the drift of each frame against the reference
+    (middle) channel, whose frame the labels are in (:mod:`temflow.hrtem.frames`); its
+    ``hi`` may be at most a quarter of the field of view (checked by :class:`HrtemConfig`).
     """
 
     energy_keV: Range
@@ -163,6 +167,7 @@ class MicroscopeConfig:
     mtf_floor: Range
     mtf_half_nyquist: Range
     mtf_power: Range
+    frame_shift_A: Range
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any]) -> MicroscopeConfig:
@@ -270,7 +275,8 @@ class SimulationConfig:
 @dataclass(frozen=True)
 class HrtemConfig:
     """The three sections the simulation uses; checked together (a field of view of at
-    least 2 pixels at the coarsest output sampling)."""
+    least 2 pixels at the coarsest output sampling, frame shifts of at most a quarter of
+    the field)."""
 
     sample: SampleConfig
     microscope: MicroscopeConfig
@@ -298,6 +304,14 @@ class HrtemConfig:
             raise TemflowError(
                 f"hrtem.sample.field_of_view_A={list(fov)} is less than 2 pixels of "
                 f"hrtem.simulation.output_sampling_A={coarsest} A"
+            )
+        shift = float(self.microscope.frame_shift_A[1])
+        if shift > min(fov) / 4:
+            raise TemflowError(
+                f"hrtem.microscope.frame_shift_A={list(self.microscope.frame_shift_A)} A: "
+                f"a frame shift of more than a quarter of the field of view {list(fov)} A "
+                "moves most of the field out of the reference frame; expected hi <= "
+                f"{min(fov) / 4:g} A"
             )
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
