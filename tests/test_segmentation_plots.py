@@ -90,6 +90,7 @@ def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
                 "semiangle_cutoff_mrad": rng.uniform(35, 50, 6),
                 "blur_sigma_A": rng.uniform(0, 0.2, 6),
                 "sampling_A": np.full(6, 0.2),
+                "frame_shift_max_A": rng.uniform(0, 0.5, 6),
             }
         )
 

@@ -36,6 +36,7 @@ by ``+(dx, dy)`` relative to the reference.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter
 from scipy.signal.windows import tukey
 
 from temflow.errors import TemflowError
@@ -104,7 +105,12 @@ def register_pair(
     dx = np.fft.fftfreq(w) * w
     radius_px = 2 * max_shift_A / sampling_A
     inside = dy[:, None] ** 2 + dx[None, :] ** 2 <= radius_px**2
-    masked = np.where(inside, corr, -np.inf)
+    # the highest local maximum inside the window: a value on the window's edge is the
+    # flank of a peak outside it (a lattice or Mo-S2 vector), not a shift
+    peaks = inside & (corr == maximum_filter(corr, size=3, mode="wrap"))
+    if not peaks.any():
+        peaks = inside
+    masked = np.where(peaks, corr, -np.inf)
     i, j = np.unravel_index(int(np.argmax(masked)), corr.shape)
     fine, rows, cols = _upsampled_correlation(spectrum, np.array([dy[i], dx[j]]), 1.0, upsample)
     a, b = np.unravel_index(int(np.argmax(fine)), fine.shape)

@@ -57,6 +57,10 @@ class VibrationStats:
     sigma_A: np.ndarray  # (N, 3)
     n_frames: int
     atom_steps_per_s: float
+    #: (n_frames, N, 3) float32 velocities at the same samples (ASE units; only their
+    #: spectrum is used, :func:`temflow.md.vibrations.zero_point_factors`)
+    velocities: np.ndarray | None = None
+    sample_interval_fs: float | None = None
 
     @property
     def sigma_xy_A(self) -> np.ndarray:
@@ -88,6 +92,7 @@ class _DisplacementAccumulator:
         self.sum = np.zeros_like(self.reference)
         self.sum_sq = np.zeros_like(self.reference)
         self.n = 0
+        self.velocities: list[np.ndarray] = []
 
     def displacement(self) -> np.ndarray:
         d = self.atoms.get_positions() - self.reference
@@ -103,6 +108,7 @@ class _DisplacementAccumulator:
         self.sum += d
         self.sum_sq += d * d
         self.n += 1
+        self.velocities.append(self.atoms.get_velocities().astype(np.float32))
 
     def sigma(self) -> np.ndarray:
         mean = self.sum / self.n
@@ -122,7 +128,8 @@ def run_langevin(
     progress: bool = False,
 ) -> VibrationStats:
     """Thermalise ``atoms`` (calculator attached) with asap3's C++ Langevin integrator and
-    return per-atom displacement statistics sampled every ``sample_interval_steps``."""
+    return per-atom displacement statistics sampled every ``sample_interval_steps``, with
+    the velocities at those samples (for the vibrational density of states)."""
     from asap3.md.langevin import Langevin
     from ase.md import velocitydistribution as vd
 
@@ -167,7 +174,13 @@ def run_langevin(
     total_steps = equilibration_steps + n_samples * sample_interval_steps
     speed = len(atoms) * total_steps / elapsed
     log.info("MD: %d atoms, %d steps, %.3g atom-steps/s", len(atoms), total_steps, speed)
-    return VibrationStats(sigma_A=acc.sigma(), n_frames=acc.n, atom_steps_per_s=speed)
+    return VibrationStats(
+        sigma_A=acc.sigma(),
+        n_frames=acc.n,
+        atom_steps_per_s=speed,
+        velocities=np.stack(acc.velocities),
+        sample_interval_fs=sample_interval_steps * timestep_fs,
+    )
 
 
 def _run_with_progress(dyn, steps: int, progress: bool, desc: str) -> None:

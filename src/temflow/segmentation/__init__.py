@@ -24,4 +24,5 @@ IMAGE_PARAMETERS: dict[str, str] = {
     "semiangle_cutoff_mrad": "objective aperture semiangle (mrad)",
     "blur_sigma_A": "blur (A)",
     "sampling_A": "pixel size (A)",
+    "frame_shift_max_A": "largest frame shift against the reference channel (A)",
 }
