@@ -74,14 +74,20 @@ def test_high_temperature_is_classical():
 
 
 def test_groups_get_their_own_factors_and_the_correction_is_optional():
-    """Two groups: a stiff in-plane / soft out-of-plane one and the reverse."""
+    """Two groups: a stiff in-plane / soft out-of-plane one and the reverse (each atom has
+    a partner moving opposite, so the mean velocity removed from every frame is zero)."""
     n, dt = 2000, 10.0
     fast, slow = 2 * np.pi * 900 / (n * dt), 2 * np.pi * 20 / (n * dt)
+
+    def pair(omega: float, k: int) -> np.ndarray:
+        v = oscillators(omega, n, dt, k)
+        return np.concatenate([v, -v], axis=1)
+
     v = np.zeros((n, 4, 3))
-    v[:, :2, :2] = oscillators(fast, n, dt, 4).reshape(n, 2, 2)
-    v[:, :2, 2] = oscillators(slow, n, dt, 2)
-    v[:, 2:, :2] = oscillators(slow, n, dt, 4).reshape(n, 2, 2)
-    v[:, 2:, 2] = oscillators(fast, n, dt, 2)
+    v[:, :2, :2] = pair(fast, 2).reshape(n, 2, 2)
+    v[:, :2, 2] = pair(slow, 1)
+    v[:, 2:, :2] = pair(slow, 2).reshape(n, 2, 2)
+    v[:, 2:, 2] = pair(fast, 1)
     symbols, cn = ["C", "C", "S", "S"], np.array([3, 3, 3, 3])
     table = zero_point_factors(symbols, cn, v, dt, 300.0).set_index("element")
     assert table.loc["C", "zero_point_xy"] > 1.5 > 1.01 > table.loc["C", "zero_point_z"]
@@ -94,3 +100,23 @@ def test_groups_get_their_own_factors_and_the_correction_is_optional():
     np.testing.assert_allclose(corrected.sigma_z, 0.1 * plain.zero_point_z)
     with pytest.raises(TemflowError, match="without zero-point factors"):
         group_by_environment(*args, correct_zero_point=True)
+
+
+def test_md_records_velocities_fast_enough_for_graphene():
+    """Velocities every 4 fs (Nyquist 4170 cm^-1, above every graphene mode) while the
+    displacements are sampled every 10 steps; the factors come out > 1 for every group."""
+    from temflow.md.coordination import coordination_numbers
+    from temflow.md.dynamics import make_calculator, run_langevin, velocity_interval
+    from temflow.md.structures import graphene_sheet
+
+    assert velocity_interval(1.0) == 4 and velocity_interval(0.5) == 8
+    atoms = graphene_sheet((4, 4))
+    atoms.calc = make_calculator(atoms)
+    stats = run_langevin(atoms, 300.0, 1.0, 0.02, 100, 800, 10, seed=3)
+    assert stats.velocities.shape == (200, len(atoms), 3)
+    assert stats.velocity_interval_fs == 4.0 and stats.n_frames == 80
+    cn = coordination_numbers(atoms, {"C-C": 1.8})
+    table = zero_point_factors(
+        atoms.get_chemical_symbols(), cn, stats.velocities, stats.velocity_interval_fs, 300.0
+    )
+    assert len(table) == 1 and (table[["zero_point_xy", "zero_point_z"]] > 1).all(axis=None)

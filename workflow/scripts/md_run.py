@@ -33,7 +33,7 @@ with script_context(snakemake) as log:  # noqa: F821
         atoms.get_chemical_symbols(),
         coordination,
         stats.velocities,
-        stats.sample_interval_fs,
+        stats.velocity_interval_fs,
         p.temperature_K,
     )
     log.info("zero-point amplitude factors:\n%s", factors.to_string(index=False))

@@ -57,10 +57,10 @@ class VibrationStats:
     sigma_A: np.ndarray  # (N, 3)
     n_frames: int
     atom_steps_per_s: float
-    #: (n_frames, N, 3) float32 velocities at the same samples (ASE units; only their
+    #: (T, N, 3) float32 velocities every ``velocity_interval_fs`` (ASE units; only their
     #: spectrum is used, :func:`temflow.md.vibrations.zero_point_factors`)
     velocities: np.ndarray | None = None
-    sample_interval_fs: float | None = None
+    velocity_interval_fs: float | None = None
 
     @property
     def sigma_xy_A(self) -> np.ndarray:
@@ -70,6 +70,20 @@ class VibrationStats:
     @property
     def sigma_z_A(self) -> np.ndarray:
         return self.sigma_A[:, 2]
+
+
+#: Highest vibrational wavenumber the velocity sampling must resolve, 1/cm: above
+#: graphene's G mode (1580 cm^-1) and the Brenner potential's stiffer optical modes, which
+#: a 10 fs sampling (Nyquist 1668 cm^-1) aliases (docs/2026-12-02-focal-series-and-zero-point.md).
+MAX_WAVENUMBER_PER_CM = 4000.0
+
+
+def velocity_interval(timestep_fs: float) -> int:
+    """MD steps between velocity samples: the most whose Nyquist frequency is at least
+    :data:`MAX_WAVENUMBER_PER_CM` (4 steps of 1 fs: 4170 cm^-1)."""
+    speed_of_light_cm_per_fs = 2.99792458e-5
+    interval_fs = 1.0 / (2 * speed_of_light_cm_per_fs * MAX_WAVENUMBER_PER_CM)
+    return max(1, int(interval_fs // timestep_fs))
 
 
 def relax(atoms: Atoms, fmax_eV_per_A: float, max_steps: int = 2000) -> Atoms:
@@ -92,7 +106,6 @@ class _DisplacementAccumulator:
         self.sum = np.zeros_like(self.reference)
         self.sum_sq = np.zeros_like(self.reference)
         self.n = 0
-        self.velocities: list[np.ndarray] = []
 
     def displacement(self) -> np.ndarray:
         d = self.atoms.get_positions() - self.reference
@@ -108,7 +121,6 @@ class _DisplacementAccumulator:
         self.sum += d
         self.sum_sq += d * d
         self.n += 1
-        self.velocities.append(self.atoms.get_velocities().astype(np.float32))
 
     def sigma(self) -> np.ndarray:
         mean = self.sum / self.n
@@ -126,10 +138,12 @@ def run_langevin(
     sample_interval_steps: int,
     seed: int,
     progress: bool = False,
+    velocity_interval_steps: int | None = None,
 ) -> VibrationStats:
     """Thermalise ``atoms`` (calculator attached) with asap3's C++ Langevin integrator and
     return per-atom displacement statistics sampled every ``sample_interval_steps``, with
-    the velocities at those samples (for the vibrational density of states)."""
+    the velocities every ``velocity_interval_steps`` (default :func:`velocity_interval`)
+    for the vibrational density of states."""
     from asap3.md.langevin import Langevin
     from ase.md import velocitydistribution as vd
 
@@ -166,6 +180,12 @@ def run_langevin(
     start = time.perf_counter()
     _run_with_progress(dyn, equilibration_steps, progress, "equilibration")
     acc = _DisplacementAccumulator(atoms)
+    velocity_steps = velocity_interval_steps or velocity_interval(timestep_fs)
+    velocities: list[np.ndarray] = []
+    dyn.attach(
+        lambda: velocities.append(atoms.get_velocities().astype(np.float32)),
+        interval=velocity_steps,
+    )
     n_samples = production_steps // sample_interval_steps
     # One run() with an observer: separate short run() calls each pay a force evaluation.
     dyn.attach(acc, interval=sample_interval_steps)
@@ -178,8 +198,8 @@ def run_langevin(
         sigma_A=acc.sigma(),
         n_frames=acc.n,
         atom_steps_per_s=speed,
-        velocities=np.stack(acc.velocities),
-        sample_interval_fs=sample_interval_steps * timestep_fs,
+        velocities=np.stack(velocities),
+        velocity_interval_fs=velocity_steps * timestep_fs,
     )
 
 

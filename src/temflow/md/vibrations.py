@@ -282,10 +282,14 @@ def zero_point_factors(
     """Per (element, coordination) the zero-point factors of the in-plane (x, y) and
     out-of-plane (z) amplitudes from that group's own DOS (:func:`zero_point_factor`).
 
-    ``velocities`` (T, N, 3) sampled every ``sample_interval_fs``. Columns: element,
-    coordination, zero_point_xy, zero_point_z.
+    ``velocities`` (T, N, 3) sampled every ``sample_interval_fs``. The mean velocity of
+    all atoms is removed from every frame first, as the centre-of-mass drift is from the
+    displacements (:mod:`temflow.md.dynamics`): under a Langevin thermostat it is a slow
+    random walk whose 1/omega^2 weight would pull every factor towards 1. Columns:
+    element, coordination, zero_point_xy, zero_point_z.
     """
     v = np.asarray(velocities, dtype=float)
+    v = v - v.mean(axis=1, keepdims=True)
     symbols = np.asarray(symbols)
     coordination = np.asarray(coordination, dtype=int)
     if v.ndim != 3 or v.shape[1:] != (len(symbols), 3):
