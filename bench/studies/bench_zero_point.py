@@ -89,6 +89,7 @@ def main() -> None:
                     "U_xy_q_A2": (r.sigma_xy * r.zero_point_xy) ** 2,
                     "U_z_cl_A2": r.sigma_z**2,
                     "U_z_q_A2": (r.sigma_z * r.zero_point_z) ** 2,
+                    "atom_steps_per_s": stats.atom_steps_per_s,
                 }
             )
     print_table(rows, list(rows[0]))
