@@ -163,7 +163,8 @@ def segment_series(
     for n, (img, s_in) in enumerate(zip(series.images, series.sampling_A, strict=True)):
         if register:
             found = register_series(img, s_in, max_shift_A)
-            img = align_series(img, found, s_in).astype(np.float32)
+            if np.any(found != 0):  # no drift found: the frames stay as given
+                img = align_series(img, found, s_in).astype(np.float32)
         else:
             found = np.zeros((img.shape[0], 2))
         shifts.append(found)
