@@ -309,9 +309,8 @@ class HrtemConfig:
         if shift > min(fov) / 4:
             raise TemflowError(
                 f"hrtem.microscope.frame_shift_A={list(self.microscope.frame_shift_A)} A: "
-                f"a frame shift of more than a quarter of the field of view {list(fov)} A "
-                "moves most of the field out of the reference frame; expected hi <= "
-                f"{min(fov) / 4:g} A"
+                "a frame shift may be at most a quarter of the field of view "
+                f"{list(fov)} A, i.e. hi <= {min(fov) / 4:g} A"
             )
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
