@@ -479,6 +479,39 @@ def test_segment_column_on_tile_border(tmp_path, seg_models):
     assert d.min() < 0.05  # the border column is found at its place
 
 
+def test_segment_registers_the_frames(tmp_path, seg_models, capsys):
+    """Channels 0 and 2 drifted by known shifts: ``segment`` finds them within 0.1 px,
+    prints them, writes them beside the columns, and finds the columns where the
+    unshifted series has them; ``--no-register`` writes zeros. (Reversed contrast:
+    tests/test_frames.py.)"""
+    from temflow.hrtem.frames import shift_frames
+
+    clean = blob_series((90, 100), S)
+    truth = np.array([[0.31, -0.22], [0.0, 0.0], [-0.18, 0.43]])
+    np.save(tmp_path / "drift.npy", shift_frames(clean, truth, S).astype(np.float32))
+    np.save(tmp_path / "clean.npy", clean)
+    out = tmp_path / "cols.csv"
+    assert (
+        run_cli(*seg_args(tmp_path / "drift.npy", out, seg_models["msdnet"], "--sampling", S)) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "frame shifts against channel 1 (dx, dy) A: (+0.310, -0.220)" in printed
+    shifts = pd.read_csv(tmp_path / "cols_frame_shifts.csv")
+    assert list(shifts.columns) == ["image", "channel", "reference", "dx_A", "dy_A", "registered"]
+    assert shifts.reference.tolist() == [False, True, False] and shifts.registered.all()
+    np.testing.assert_allclose(shifts[["dx_A", "dy_A"]].to_numpy(), truth, atol=0.1 * S)
+    ref = tmp_path / "ref.csv"
+    args = seg_args(tmp_path / "clean.npy", ref, seg_models["msdnet"], "--sampling", S)
+    assert run_cli(*args, "--no-register") == 0
+    got, want = pd.read_csv(out), pd.read_csv(ref)
+    assert len(got) == len(want) >= len(BLOBS_A)
+    np.testing.assert_allclose(got[["x_A", "y_A"]], want[["x_A", "y_A"]], atol=0.05)
+    unregistered = pd.read_csv(tmp_path / "ref_frame_shifts.csv")
+    assert not unregistered.registered.any() and (unregistered[["dx_A", "dy_A"]] == 0).all(
+        axis=None
+    )
+
+
 def _record(series: np.ndarray, sampling: float) -> ImageRecord:
     """A pipeline shard record of one focal series (no atoms)."""
     cols = pd.DataFrame({"x_A": BLOBS_A[:, 0], "y_A": BLOBS_A[:, 1], "class": 0})
@@ -704,7 +737,8 @@ def test_segment_default_model_is_the_newest(tmp_path, seg_models):
 @pytest.mark.workflow
 def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_path):
     """The test-config MSD-net applied through the CLI to a validation shard finds the
-    columns that the workflow's own detection code finds."""
+    columns that the workflow's own detection code finds (unregistered: the workflow
+    scores the frames as simulated)."""
     from temflow.evaluation import find_peaks_per_class
     from temflow.segmentation.card import calibrated_threshold, load_segmenter
     from temflow.training import predict
@@ -713,7 +747,8 @@ def test_segment_end_to_end_matches_workflow_detection(workflow_results, tmp_pat
     model_pt = workflow_results / "models" / "msdnet_bare.pt"
     out = tmp_path / "cols.csv"
     assert main(["segment", str(shard), "-o", str(out), "--model", str(model_pt),
-                 "--device", "cpu", "--overlay", str(tmp_path / "ov.png")]) == 0  # fmt: skip
+                 "--device", "cpu", "--overlay", str(tmp_path / "ov.png"),
+                 "--no-register"]) == 0  # fmt: skip
     got = pd.read_csv(out)
     series = read_focal_series([shard])
     model, card = load_segmenter(model_pt)

@@ -94,6 +94,7 @@ def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
                 "blur_sigma_A": rng.uniform(0, 0.2, 6),
                 "sampling_A": np.full(6, 0.2),
                 "contamination_total_thickness_A": np.zeros(6),
+                "frame_shift_max_A": rng.uniform(0, 0.5, 6),
             }
         )
 

@@ -88,11 +88,15 @@ def _segment(args: argparse.Namespace) -> int:
         tile_px=args.tile,
         margin_px=args.margin,
         model_path=model_path,
+        register=not args.no_register,
+        max_shift_A=args.max_shift,
     )
     from temflow.apply.classify import write_csv
 
     write_csv(result.columns, args.output)
-    written = [str(args.output)]
+    shifts_path = sg.frame_shifts_path(args.output)
+    write_csv(sg.frame_shift_table(result), shifts_path)
+    written = [str(args.output), str(shifts_path)]
     if args.overlay:
         n = len(result.resampled)
         for k, img in enumerate(result.resampled):
@@ -112,6 +116,14 @@ def _segment(args: argparse.Namespace) -> int:
         f"{result.n_resampled} image(s) resampled into that range; "
         f"model {model_path} on {result.device}"
     )
+    if result.registered:
+        for k, found in enumerate(result.frame_shifts_A or []):
+            print(
+                f"image {k}: frame shifts against channel {len(found) // 2} (dx, dy) A: "
+                + ", ".join(f"({dx:+.3f}, {dy:+.3f})" for dx, dy in found)
+            )
+    else:
+        print("frames not registered (--no-register)")
     print(
         f"{len(result.columns)} columns: "
         + ", ".join(f"{c} {int(counts.get(c, 0))}" for c in card["classes"])
@@ -189,9 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
             "network. An image whose pixel size lies outside the range the model was "
             "trained on is resampled to the nearest end of it (others are kept as given); "
             "images are processed in overlapping tiles (margin >= the receptive-field "
-            "radius, so tile borders do not change the result). Output: CSV with image, "
-            "x_A, y_A, class, confidence (the class map's value at the peak; 1 = a "
-            "training Gaussian)."
+            "radius, so tile borders do not change the result). The frames of each focal "
+            "series are first registered to the middle one (drift between exposures; "
+            "--no-register skips it) and columns are reported in its frame. Output: CSV "
+            "with image, x_A, y_A, class, confidence (the class map's value at the peak; "
+            "1 = a training Gaussian) and, beside it, OUTPUT_frame_shifts.csv with the "
+            "shifts found."
         ),
     )
     seg.add_argument(
@@ -236,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--margin",
         type=int,
         help="context per tile side in px (default: the receptive-field radius, exact)",
+    )
+    seg.add_argument(
+        "--no-register",
+        action="store_true",
+        help="do not register the frames of the focal series before inference",
+    )
+    seg.add_argument(
+        "--max-shift",
+        type=float,
+        default=0.75,
+        help="largest drift between two frames the registration searches, A (default "
+        "0.75: below a quarter of the MoS2 lattice vector, so the lattice cannot alias it)",
     )
     seg.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="torch device")
     seg.set_defaults(func=_segment)

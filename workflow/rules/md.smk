@@ -27,6 +27,7 @@ rule md_run:
         sample_interval_steps=MD["sample_interval_steps"],
         cutoffs_A=MD["cutoffs_A"],
         kim_model=MD["kim_model"],
+        zero_point_motion=MD["zero_point_motion"],
         master_seed=MASTER_SEED,
         seed_key=job_seed("md_run"),
     script:

@@ -3,7 +3,7 @@
 from temflow.md.coordination import coordination_numbers
 from temflow.md.dynamics import make_calculator, relax, run_langevin
 from temflow.md.structures import build_system
-from temflow.md.vibrations import group_by_environment, write_table
+from temflow.md.vibrations import group_by_environment, write_table, zero_point_factors
 from temflow.seeding import derive_rng
 from temflow.workflow import script_context
 
@@ -29,6 +29,14 @@ with script_context(snakemake) as log:  # noqa: F821
         progress=True,
     )
     log.info("MD speed: %.4g atom-steps/s", stats.atom_steps_per_s)
+    factors = zero_point_factors(
+        atoms.get_chemical_symbols(),
+        coordination,
+        stats.velocities,
+        stats.velocity_interval_fs,
+        p.temperature_K,
+    )
+    log.info("zero-point amplitude factors:\n%s", factors.to_string(index=False))
     table = group_by_environment(
         system,
         run,
@@ -39,5 +47,7 @@ with script_context(snakemake) as log:  # noqa: F821
         stats.n_frames,
         p.temperature_K,
         stats.atom_steps_per_s,
+        zero_point=factors,
+        correct_zero_point=p.zero_point_motion,
     )
     write_table(table, sm.output.csv)

@@ -1,13 +1,18 @@
 """``temflow segment``: atomic columns in users' focal series with a trained MSD-net / U-net.
 
-Steps per image: keep the image's pixel size when it lies inside the range the model was
-trained on (the card's ``sampling_range_A``), else
-resample it to the nearest end of that range (:func:`resample`, logged); normalise
-each channel over the WHOLE image (zero mean, unit std — the training normalisation of
+Steps per image: register the frames of the focal series (the drift between exposures,
+:func:`temflow.hrtem.registration.register_series`; skipped with ``register=False``) and
+move every channel into the frame of the reference (middle) channel, the frame the
+networks' labels were trained in; keep the image's pixel size when it lies inside the
+range the model was trained on (the card's ``sampling_range_A``), else resample it to
+the nearest end of that range (:func:`resample`, logged); normalise each channel over
+the WHOLE image (zero mean, unit std — the training normalisation of
 :func:`temflow.segmentation.data.normalise`), run the network over overlapping tiles,
 find peaks per class map (:func:`temflow.evaluation.find_peaks_per_class`, as the
 workflow's evaluation does) and report them in the input's Angstrom frame
-(pixel ``[i, j]`` at ``x = j * s, y = i * s``).
+(pixel ``[i, j]`` at ``x = j * s, y = i * s``), i.e. in the reference channel's frame.
+The shifts found are returned per image (:attr:`SegmentResult.frame_shifts_A`,
+:func:`frame_shift_table`).
 
 Tiles: the image is cut into cores of ``tile_px`` with a ``margin_px`` of context on each
 side; only the core of each tile's output is kept. With a margin of at least the
@@ -38,6 +43,8 @@ from torch import nn
 from temflow.apply.images import FocalSeries, resample
 from temflow.errors import TemflowError
 from temflow.evaluation import find_peaks_per_class
+from temflow.hrtem.frames import reference_channel
+from temflow.hrtem.registration import MAX_SHIFT_A, align_series, register_series
 from temflow.segmentation.card import calibrated_threshold, card_sampling_range
 from temflow.segmentation.data import normalise
 from temflow.training import torch_device
@@ -96,6 +103,10 @@ class SegmentResult:
     input_sampling_A: list[float]  # per image: the input's sampling (A/px)
     sampling_range_A: tuple[float, float]  # the model's trained range (A/px)
     device: str
+    #: per image (C, 2) = (dx, dy) A of each channel against the reference channel, as
+    #: measured and undone (zeros where registration was skipped)
+    frame_shifts_A: list[np.ndarray] | None = None
+    registered: bool = True
 
     @property
     def n_resampled(self) -> int:
@@ -123,10 +134,14 @@ def segment_series(
     tile_px: int = 512,
     margin_px: int | None = None,
     model_path: str | Path = "model",
+    register: bool = True,
+    max_shift_A: float = MAX_SHIFT_A,
 ) -> SegmentResult:
     """Columns of every image of ``series``; see the module docstring.
 
     ``threshold`` None: the model card's calibrated peak threshold, else 0.5.
+    ``register``: measure and undo the drift between the frames (search radius
+    ``max_shift_A``) before inference.
     """
     if threshold is None:
         calibrated = calibrated_threshold(card)
@@ -144,8 +159,15 @@ def segment_series(
                 f"{model_path} was trained on {channels}-image focal series"
             )
     trained = card_sampling_range(card, model_path)
-    images, samplings = [], []
+    images, samplings, shifts = [], [], []
     for n, (img, s_in) in enumerate(zip(series.images, series.sampling_A, strict=True)):
+        if register:
+            found = register_series(img, s_in, max_shift_A)
+            if np.any(found != 0):  # no drift found: the frames stay as given
+                img = align_series(img, found, s_in).astype(np.float32)
+        else:
+            found = np.zeros((img.shape[0], 2))
+        shifts.append(found)
         s = model_sampling(s_in, trained)
         if not np.isclose(s, s_in, rtol=1e-9):
             log.info(
@@ -193,4 +215,34 @@ def segment_series(
         [float(v) for v in series.sampling_A],
         trained,
         str(dev),
+        shifts,
+        register,
     )
+
+
+def frame_shift_table(result: SegmentResult) -> pd.DataFrame:
+    """One row per image and channel: image, channel, reference (bool), dx_A, dy_A (the
+    drift found against the reference channel and undone), registered (bool)."""
+    rows = []
+    for n, found in enumerate(result.frame_shifts_A or []):
+        ref = reference_channel(len(found))
+        for c, (dx, dy) in enumerate(found):
+            rows.append(
+                {
+                    "image": n,
+                    "channel": c,
+                    "reference": c == ref,
+                    "dx_A": float(dx),
+                    "dy_A": float(dy),
+                    "registered": result.registered,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["image", "channel", "reference", "dx_A", "dy_A", "registered"]
+    )
+
+
+def frame_shifts_path(output: str | Path) -> Path:
+    """The sidecar CSV of the frame shifts beside the columns CSV ``output``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_frame_shifts.csv")

@@ -60,6 +60,7 @@ MICROSCOPE_LOWER_BOUNDS: dict[str, float] = {
     "mtf_floor": 0.0,
     "mtf_half_nyquist": 1e-9,
     "mtf_power": 1e-9,
+    "frame_shift_A": 0.0,
 }
 
 
@@ -229,6 +230,9 @@ class MicroscopeConfig:
     Units: keV, A, um (``Cs_um``), nm (``C21_nm``, ``C23_nm``), rad, mrad, e/A^2; the MTF
     terms are fractions. The focal series is the drawn ``defocus_centre_A`` plus
     ``defocus_offsets_A`` (non-empty, strictly increasing).
+    ``frame_shift_A`` is the range of the drift of each frame against the reference
+    (middle) channel, whose frame the labels are in (:mod:`temflow.hrtem.frames`); its
+    ``hi`` may be at most a quarter of the field of view (checked by :class:`HrtemConfig`).
     """
 
     energy_keV: Range
@@ -249,6 +253,7 @@ class MicroscopeConfig:
     mtf_floor: Range
     mtf_half_nyquist: Range
     mtf_power: Range
+    frame_shift_A: Range
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any]) -> MicroscopeConfig:
@@ -356,7 +361,8 @@ class SimulationConfig:
 @dataclass(frozen=True)
 class HrtemConfig:
     """The three sections the simulation uses; checked together (a field of view of at
-    least 2 pixels at the coarsest output sampling)."""
+    least 2 pixels at the coarsest output sampling, frame shifts of at most a quarter of
+    the field)."""
 
     sample: SampleConfig
     microscope: MicroscopeConfig
@@ -384,6 +390,13 @@ class HrtemConfig:
             raise TemflowError(
                 f"hrtem.sample.field_of_view_A={list(fov)} is less than 2 pixels of "
                 f"hrtem.simulation.output_sampling_A={coarsest} A"
+            )
+        shift = float(self.microscope.frame_shift_A[1])
+        if shift > min(fov) / 4:
+            raise TemflowError(
+                f"hrtem.microscope.frame_shift_A={list(self.microscope.frame_shift_A)} A: "
+                "a frame shift may be at most a quarter of the field of view "
+                f"{list(fov)} A, i.e. hi <= {min(fov) / 4:g} A"
             )
 
     def as_dict(self) -> dict[str, dict[str, Any]]:

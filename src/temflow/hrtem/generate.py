@@ -14,6 +14,7 @@ from tqdm import tqdm
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, find_columns
 from temflow.hrtem.config import HrtemConfig
+from temflow.hrtem.frames import draw_frame_shifts, shift_attrs
 from temflow.hrtem.microscope import draw_output_sampling, sample_microscope
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, write_shard
@@ -47,7 +48,10 @@ def make_image(
     pixels (:func:`~temflow.hrtem.simulate.output_shape`) and the specimen cell is the
     field ``(W * s, H * s)`` (:func:`~temflow.hrtem.simulate.image_field`, within half a
     pixel of ``hrtem.sample.field_of_view_A``). ``sampling_A``, ``image_shape_px`` (H, W)
-    and ``field_of_view_A`` (Lx, Ly) are stored with the image's other parameters.
+    and ``field_of_view_A`` (Lx, Ly) are stored with the image's other parameters, and so
+    are the frame shifts drawn in ``hrtem.microscope.frame_shift_A``
+    (:func:`~temflow.hrtem.frames.shift_attrs`); the columns are in the frame of the
+    unshifted reference (middle) channel.
     ``device`` is abTEM's (cpu|gpu, :func:`~temflow.hrtem.simulate.abtem_device_name`).
     """
     rng = np.random.default_rng(seed)
@@ -63,6 +67,7 @@ def make_image(
     sigmas = lookup_sigmas(vibrations, atoms.get_chemical_symbols(), sample.coordination)
     params = sample_microscope(hrtem.microscope, rng)
     phonon_seed = int(rng.integers(2**31 - 1))
+    shifts = draw_frame_shifts(hrtem.microscope.frame_shift_A, len(params.defoci_A), rng)
     images = simulate_image(
         atoms,
         sigmas,
@@ -74,6 +79,7 @@ def make_image(
         output_sampling_A=sampling,
         rng=rng if noise else None,
         device=device,
+        frame_shifts_A=shifts,
     )
     columns = find_columns(atoms, sample.field_A)
     attrs: dict[str, Any] = {
@@ -84,6 +90,7 @@ def make_image(
         "seed": int(seed),
         "phonon_seed": phonon_seed,
         "n_configs": int(sim.n_configs),
+        **shift_attrs(shifts),
         **sample.info,
     }
     return ImageRecord(

@@ -28,6 +28,7 @@ import numpy as np
 from ase import Atoms
 
 from temflow.errors import TemflowError
+from temflow.hrtem.frames import shift_frames
 from temflow.hrtem.microscope import MicroscopeParams
 
 log = logging.getLogger(__name__)
@@ -444,6 +445,7 @@ def simulate_image(
     output_sampling_A: float,
     rng: np.random.Generator | None,
     device: str = "cpu",
+    frame_shifts_A: np.ndarray | None = None,
 ) -> np.ndarray:
     """Focal series (n_defoci, H, W) float32 in the image frame, counts per pixel.
 
@@ -451,7 +453,9 @@ def simulate_image(
     ``output_sampling_A`` (which must divide it, within 1e-6 relative: a per-image
     sampling comes with its own field, :func:`image_field`). The potential grid is at
     most ``potential_sampling_A`` and FFT-friendly (:func:`potential_grid_sampling`).
-    ``rng=None`` gives the noise-free expected counts.
+    ``rng=None`` gives the noise-free expected counts. ``frame_shifts_A`` (n_defoci, 2):
+    each channel's drift (dx, dy) in A (:func:`temflow.hrtem.frames.shift_frames`), applied
+    to the noise-free intensity before the detector, so the noise is not shifted.
     """
     if not 0 < potential_sampling_A <= output_sampling_A:
         raise TemflowError(
@@ -482,4 +486,6 @@ def simulate_image(
         out_shape=(shape[1], shape[0]),
     )
     series = np.swapaxes(series, -1, -2)  # (x, y) -> (y, x) = (H, W)
+    if frame_shifts_A is not None:
+        series = shift_frames(series, frame_shifts_A, output_sampling_A)
     return detector(series, output_sampling_A, params, rng)

@@ -57,6 +57,10 @@ class VibrationStats:
     sigma_A: np.ndarray  # (N, 3)
     n_frames: int
     atom_steps_per_s: float
+    #: (T, N, 3) float32 velocities every ``velocity_interval_fs`` (ASE units; only their
+    #: spectrum is used, :func:`temflow.md.vibrations.zero_point_factors`)
+    velocities: np.ndarray | None = None
+    velocity_interval_fs: float | None = None
 
     @property
     def sigma_xy_A(self) -> np.ndarray:
@@ -66,6 +70,22 @@ class VibrationStats:
     @property
     def sigma_z_A(self) -> np.ndarray:
         return self.sigma_A[:, 2]
+
+
+#: Nyquist wavenumber the velocity sampling must reach, 1/cm. Far above graphene's highest
+#: mode (about 1600 cm^-1): under the Langevin thermostat every mode is a Lorentzian of
+#: width ~friction, and a coarser sampling folds its tail onto low frequencies, where the
+#: 1/omega^2 weight makes it count. Graphene's in-plane factor at 10, 4, 2 and 1 fs:
+#: 1.04, 1.15, 1.22, 1.25 (docs/2026-12-02-focal-series-and-zero-point.md).
+MAX_WAVENUMBER_PER_CM = 16000.0
+
+
+def velocity_interval(timestep_fs: float) -> int:
+    """MD steps between velocity samples: the most whose Nyquist wavenumber is at least
+    :data:`MAX_WAVENUMBER_PER_CM` (every step at 1 fs, every second at 0.5 fs)."""
+    speed_of_light_cm_per_fs = 2.99792458e-5
+    interval_fs = 1.0 / (2 * speed_of_light_cm_per_fs * MAX_WAVENUMBER_PER_CM)
+    return max(1, int(interval_fs // timestep_fs))
 
 
 def relax(atoms: Atoms, fmax_eV_per_A: float, max_steps: int = 2000) -> Atoms:
@@ -120,9 +140,12 @@ def run_langevin(
     sample_interval_steps: int,
     seed: int,
     progress: bool = False,
+    velocity_interval_steps: int | None = None,
 ) -> VibrationStats:
     """Thermalise ``atoms`` (calculator attached) with asap3's C++ Langevin integrator and
-    return per-atom displacement statistics sampled every ``sample_interval_steps``."""
+    return per-atom displacement statistics sampled every ``sample_interval_steps``, with
+    the velocities every ``velocity_interval_steps`` (default :func:`velocity_interval`)
+    for the vibrational density of states."""
     from asap3.md.langevin import Langevin
     from ase.md import velocitydistribution as vd
 
@@ -159,6 +182,12 @@ def run_langevin(
     start = time.perf_counter()
     _run_with_progress(dyn, equilibration_steps, progress, "equilibration")
     acc = _DisplacementAccumulator(atoms)
+    velocity_steps = velocity_interval_steps or velocity_interval(timestep_fs)
+    velocities: list[np.ndarray] = []
+    dyn.attach(
+        lambda: velocities.append(atoms.get_velocities().astype(np.float32)),
+        interval=velocity_steps,
+    )
     n_samples = production_steps // sample_interval_steps
     # One run() with an observer: separate short run() calls each pay a force evaluation.
     dyn.attach(acc, interval=sample_interval_steps)
@@ -167,7 +196,13 @@ def run_langevin(
     total_steps = equilibration_steps + n_samples * sample_interval_steps
     speed = len(atoms) * total_steps / elapsed
     log.info("MD: %d atoms, %d steps, %.3g atom-steps/s", len(atoms), total_steps, speed)
-    return VibrationStats(sigma_A=acc.sigma(), n_frames=acc.n, atom_steps_per_s=speed)
+    return VibrationStats(
+        sigma_A=acc.sigma(),
+        n_frames=acc.n,
+        atom_steps_per_s=speed,
+        velocities=np.stack(velocities),
+        velocity_interval_fs=velocity_steps * timestep_fs,
+    )
 
 
 def _run_with_progress(dyn, steps: int, progress: bool, desc: str) -> None:

@@ -28,6 +28,8 @@ RUN_COLUMNS = [
     "n_frames",
     "temperature_K",
     "atom_steps_per_s",
+    "zero_point_xy",
+    "zero_point_z",
 ]
 TABLE_COLUMNS = [
     "system",
@@ -41,6 +43,8 @@ TABLE_COLUMNS = [
     "n_atoms",
     "n_frames",
     "temperature_K",
+    "zero_point_xy",
+    "zero_point_z",
 ]
 
 
@@ -54,8 +58,15 @@ def group_by_environment(
     n_frames: int,
     temperature_K: float,
     atom_steps_per_s: float,
+    zero_point: pd.DataFrame | None = None,
+    correct_zero_point: bool = False,
 ) -> pd.DataFrame:
-    """Mean per-atom sigma (A, per Cartesian direction) for each (element, coordination)."""
+    """Mean per-atom sigma (A, per Cartesian direction) for each (element, coordination).
+
+    ``zero_point`` (from :func:`zero_point_factors`) adds the groups' zero-point factors
+    (NaN without it); ``correct_zero_point`` multiplies the sigmas by them (the quantum
+    amplitudes, ``md.zero_point_motion``).
+    """
     df = pd.DataFrame(
         {
             "element": np.asarray(symbols),
@@ -73,6 +84,16 @@ def group_by_environment(
     out["n_frames"] = n_frames
     out["temperature_K"] = temperature_K
     out["atom_steps_per_s"] = atom_steps_per_s
+    if zero_point is None:
+        if correct_zero_point:
+            raise TemflowError("zero-point correction asked for without zero-point factors")
+        out["zero_point_xy"] = np.nan
+        out["zero_point_z"] = np.nan
+    else:
+        out = out.merge(zero_point, on=["element", "coordination"], how="left")
+        if correct_zero_point:
+            out["sigma_xy"] *= out["zero_point_xy"]
+            out["sigma_z"] *= out["zero_point_z"]
     return out[RUN_COLUMNS]
 
 
@@ -88,7 +109,7 @@ def aggregate_runs(runs: Sequence[pd.DataFrame]) -> pd.DataFrame:
     if len(temps) != 1:
         raise TemflowError(f"MD runs at different temperatures cannot be combined: {temps}")
     g = df.groupby(["system", "element", "coordination"], sort=True)
-    out = g[["sigma_xy", "sigma_z"]].mean()
+    out = g[["sigma_xy", "sigma_z", "zero_point_xy", "zero_point_z"]].mean()
     err = g[["sigma_xy", "sigma_z"]].std(ddof=1).fillna(0.0)
     out["sigma_xy_err"] = err["sigma_xy"]
     out["sigma_z_err"] = err["sigma_z"]
@@ -161,3 +182,126 @@ def lookup_sigmas(
         sxy, sz = sig[key]
         out[i] = (sxy, sxy, sz)
     return out
+
+
+# --- zero-point motion -------------------------------------------------------------------
+
+
+def vibrational_dos(
+    velocities: np.ndarray, sample_interval_fs: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vibrational density of states g(omega) of a group of velocity series.
+
+    ``velocities`` (T, ...) holds T samples, ``sample_interval_fs`` apart, of any number of
+    velocity components (atoms, directions). g is the Fourier transform of their velocity
+    autocorrelation function, computed as the component-summed periodogram
+    (Wiener-Khinchin), at the angular frequencies ``omega`` (rad/fs, 0 excluded) up to the
+    Nyquist frequency ``pi / sample_interval_fs``; normalised so that ``sum(g) * domega``
+    is 1. Returns ``(omega, g)``.
+    """
+    v = np.asarray(velocities, dtype=float)
+    if v.ndim < 1 or v.shape[0] < 4:
+        raise TemflowError(f"vibrational DOS needs at least 4 velocity samples, got {v.shape}")
+    if not sample_interval_fs > 0:
+        raise TemflowError(f"sample interval must be positive, got {sample_interval_fs}")
+    v = v.reshape(v.shape[0], -1)
+    v = v - v.mean(axis=0)
+    power = (np.abs(np.fft.rfft(v, axis=0)) ** 2).sum(axis=1)
+    omega = 2 * np.pi * np.fft.rfftfreq(v.shape[0], d=sample_interval_fs)
+    omega, power = omega[1:], power[1:]
+    total = power.sum() * (omega[1] - omega[0]) if len(omega) > 1 else power.sum()
+    if not total > 0:
+        raise TemflowError("vibrational DOS of constant velocities is undefined")
+    return omega, power / total
+
+
+def _hbar_eV_fs() -> float:
+    from ase import units
+
+    return units._hbar / units._e * 1e15
+
+
+def _x(omega_per_fs: np.ndarray, temperature_K: float) -> np.ndarray:
+    """hbar omega / 2 kT."""
+    from ase import units
+
+    return _hbar_eV_fs() * np.asarray(omega_per_fs) / (2 * units.kB * temperature_K)
+
+
+#: 1 eV fs^2 / amu in A^2: the unit of hbar / (m omega) and kT / (m omega^2) below.
+def _eV_fs2_per_amu_in_A2() -> float:
+    from ase import units
+
+    return units._e * 1e-30 / units._amu * 1e20
+
+
+def quantum_msd(
+    omega_per_fs: np.ndarray, dos: np.ndarray, mass_amu: float, temperature_K: float
+) -> float:
+    """<u^2> (A^2) of one direction of harmonic modes with DOS ``dos`` (normalised on the
+    ``omega`` grid, rad/fs): integral of g hbar / (2 m omega) coth(hbar omega / 2 kT)."""
+    omega = np.asarray(omega_per_fs, dtype=float)
+    x = _x(omega, temperature_K)
+    per_mode = _hbar_eV_fs() / (2 * mass_amu * omega) / np.tanh(x) * _eV_fs2_per_amu_in_A2()
+    return float(np.sum(dos * per_mode) * (omega[1] - omega[0]))
+
+
+def classical_msd(
+    omega_per_fs: np.ndarray, dos: np.ndarray, mass_amu: float, temperature_K: float
+) -> float:
+    """<u^2> (A^2) of the same modes in classical equipartition: integral of
+    g kT / (m omega^2), the high-temperature limit of :func:`quantum_msd`."""
+    from ase import units
+
+    omega = np.asarray(omega_per_fs, dtype=float)
+    per_mode = units.kB * temperature_K / (mass_amu * omega**2) * _eV_fs2_per_amu_in_A2()
+    return float(np.sum(dos * per_mode) * (omega[1] - omega[0]))
+
+
+def zero_point_factor(omega_per_fs: np.ndarray, dos: np.ndarray, temperature_K: float) -> float:
+    """The factor on a classical MD amplitude sigma that gives the quantum one:
+    sqrt(quantum_msd / classical_msd), mass-free; >= 1, and 1 in the classical limit.
+
+    The MD's own sigma is the classical amplitude of its modes, so
+    ``sigma * zero_point_factor`` reproduces it exactly when kT >> hbar omega.
+    """
+    omega = np.asarray(omega_per_fs, dtype=float)
+    x = _x(omega, temperature_K)
+    weights = np.asarray(dos, dtype=float) / omega**2  # classical <u^2> per mode
+    ratio = np.sum(weights * x / np.tanh(x)) / np.sum(weights)
+    return float(np.sqrt(ratio))
+
+
+def zero_point_factors(
+    symbols: Sequence[str],
+    coordination: np.ndarray,
+    velocities: np.ndarray,
+    sample_interval_fs: float,
+    temperature_K: float,
+) -> pd.DataFrame:
+    """Per (element, coordination) the zero-point factors of the in-plane (x, y) and
+    out-of-plane (z) amplitudes from that group's own DOS (:func:`zero_point_factor`).
+
+    ``velocities`` (T, N, 3) sampled every ``sample_interval_fs``. The mean velocity of
+    all atoms is removed from every frame first, as the centre-of-mass drift is from the
+    displacements (:mod:`temflow.md.dynamics`): under a Langevin thermostat it is a slow
+    random walk whose 1/omega^2 weight would pull every factor towards 1. Columns:
+    element, coordination, zero_point_xy, zero_point_z.
+    """
+    v = np.asarray(velocities, dtype=float)
+    v = v - v.mean(axis=1, keepdims=True)
+    symbols = np.asarray(symbols)
+    coordination = np.asarray(coordination, dtype=int)
+    if v.ndim != 3 or v.shape[1:] != (len(symbols), 3):
+        raise TemflowError(f"velocities must be (T, {len(symbols)}, 3), got {v.shape}")
+    rows = []
+    for element, cn in sorted(
+        {(str(e), int(c)) for e, c in zip(symbols, coordination, strict=True)}
+    ):
+        group = (symbols == element) & (coordination == cn)
+        factors = {}
+        for name, axes in (("zero_point_xy", [0, 1]), ("zero_point_z", [2])):
+            omega, g = vibrational_dos(v[:, group][:, :, axes], sample_interval_fs)
+            factors[name] = zero_point_factor(omega, g, temperature_K)
+        rows.append({"element": element, "coordination": cn, **factors})
+    return pd.DataFrame(rows, columns=["element", "coordination", "zero_point_xy", "zero_point_z"])

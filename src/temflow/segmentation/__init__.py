@@ -28,4 +28,5 @@ IMAGE_PARAMETERS: dict[str, str] = {
     "blur_sigma_A": "blur (A)",
     "sampling_A": "pixel size (A)",
     "contamination_total_thickness_A": "amorphous carbon, both sides (A)",
+    "frame_shift_max_A": "largest frame shift against the reference channel (A)",
 }
