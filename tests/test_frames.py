@@ -35,6 +35,10 @@ SECTION = {
         "mo_vacancy_fraction": [0.0, 0.02],
         "graphene_spacing_A": 3.3,
         "vacuum_A": 1.0,
+        "contamination_thickness_A": [0, 0],
+        "contamination_sides": ["entrance", "exit"],
+        "contamination_density_g_per_cm3": 2.0,
+        "contamination_min_distance_A": 1.3,
     },
     "microscope": yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["hrtem"][
         "microscope"
