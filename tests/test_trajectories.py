@@ -175,11 +175,59 @@ def test_bad_generator_input(call, key):
         ({"fbm_alpha_range": [0.8, 0.5]}, "fbm_alpha_range"),
         ({"diffusion_range_px2_per_frame": [0.0, 1.0]}, "diffusion_range_px2_per_frame"),
         ({"noise_step_std": 1.5}, "noise_step_std"),
+        ({"exposure_time_range_frames": [0.5, 1.5]}, "exposure_time_range_frames"),
+        ({"exposure_time_range_frames": [0.8, 0.2]}, "exposure_time_range_frames"),
     ],
 )
 def test_bad_config_names_the_key(change, key):
     with pytest.raises(TemflowError, match=key):
         check_params({**PARAMS, **change})
+
+
+# --- motion blur ----------------------------------------------------------------------
+
+
+def _msd_per_axis(x: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    return np.array([np.mean((x[:, lag:] - x[:, :-lag]) ** 2) for lag in lags])
+
+
+@pytest.mark.parametrize("name", ["brownian", "fbm", "ctrw"])
+@pytest.mark.parametrize("exposure", [0.5, 1.0])
+def test_motion_blur_msd_matches_savin_doyle(name, exposure):
+    """At alpha = 1 all three processes have Brownian second moments (FBM with H = 1/2;
+    CTRW with exponential waits is a compound Poisson walk with variance 2 D t), so their
+    blurred per-axis MSD, with localisation noise sigma, is 2 D (n - t_E / 3) + 2 sigma^2
+    (Savin & Doyle 2005), exactly the m-point form of brownian_blur_msd."""
+    from temflow.trajectories.blur import SUBSTEPS_PER_FRAME, brownian_blur_msd
+    from temflow.trajectories.io import add_localisation_noise, simulate_process
+
+    rng = np.random.default_rng(7)
+    n, length, d, step_noise = 3000, 40, 0.5, 0.5
+    params = {"exposure_time_range_frames": [exposure, exposure]}
+    x = simulate_process(name, np.ones(n), length, np.full(n, d), params, rng)
+    x = add_localisation_noise(x, np.full(n, d), step_noise, rng)
+    sigma2 = (step_noise * np.sqrt(2 * d)) ** 2
+    lags = np.array([1, 2, 5, 10])
+    m = round(exposure * SUBSTEPS_PER_FRAME)
+    expected = brownian_blur_msd(lags, d, m) + 2 * sigma2
+    # Savin & Doyle's continuous form differs from the m-point one by t_E / (3 m^2) <= 0.7 %.
+    np.testing.assert_allclose(expected, 2 * d * (lags - exposure / 3) + 2 * sigma2, rtol=0.01)
+    # Statistical error of these means: < 0.6 % (lag 1) to 1.5 % (lag 10) one sigma.
+    np.testing.assert_allclose(_msd_per_axis(x, lags), expected, rtol=0.05)
+    # The blur is visible: more than half its deficit 2 D t_E / 3 below 2 D + 2 sigma^2.
+    assert _msd_per_axis(x, lags[:1])[0] < 2 * d + 2 * sigma2 - d * exposure / 3
+
+
+def test_motion_blur_off_gives_the_unblurred_generators():
+    base = generate_set("classify", 60, PARAMS, seed=5)
+    off = generate_set("classify", 60, {**PARAMS, "exposure_time_range_frames": [0, 0]}, seed=5)
+    np.testing.assert_array_equal(base.positions, off.positions)
+    on = generate_set("classify", 60, {**PARAMS, "exposure_time_range_frames": [0, 1]}, seed=5)
+    assert on.positions.shape == base.positions.shape
+    np.testing.assert_array_equal(on.positions[:, 0], 0.0)
+    assert not np.allclose(on.positions, base.positions)
+    again = generate_set("classify", 60, {**PARAMS, "exposure_time_range_frames": [0, 1]}, seed=5)
+    np.testing.assert_array_equal(on.positions, again.positions)
 
 
 # --- exact likelihood (the Bayes bound for the classifier) ---------------------------

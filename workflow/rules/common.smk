@@ -252,6 +252,7 @@ TRAJ_SETTINGS = {
         "ctrw_alpha_range",
         "diffusion_range_px2_per_frame",
         "ctrw_waiting_time",
+        "exposure_time_range_frames",
         "noise_step_std",
     )
 }
