@@ -322,6 +322,58 @@ def test_noise_aware_classifier_needs_the_localisation_precision(
                                   "--localisation-precision", "0.4")) == 0  # fmt: skip
 
 
+def test_localisation_precision_from_the_tracks_or_a_column(tmp_path, monet_dir, capsys):
+    """--localisation-precision auto (pooled over the file), auto-track (per track) and a
+    per-localisation column (trackpy's ep): the value used is reported per track and is
+    the sigma column the noise-aware network reads."""
+    from temflow.trajectories.io import add_localisation_noise, simulate_process
+
+    aware = tmp_path / "aware.pt"
+    torch.manual_seed(6)
+    save_model(aware, get_task("classify").build_model(noise_input=True).eval(),
+               {"net": "monet_classify", "task": "classify", "classes": list(CLASSES),
+                "input": {"length_frames": L}})  # fmt: skip
+    rng = np.random.default_rng(3)
+    n, frames, d = 40, 2 * L, np.full(40, 2.0)  # step std 2 px, sigma 1 px
+    xy = add_localisation_noise(simulate_process("brownian", np.ones(n), frames, d, {}, rng),
+                                d, 0.5, rng)  # fmt: skip
+    xy[:20] *= 3.0  # the first 20 tracks: sigma 3 px
+    table = pd.DataFrame({"particle": np.repeat(np.arange(n), frames),
+                          "frame": np.tile(np.arange(frames), n),
+                          "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})  # fmt: skip
+    table["ep"] = np.where(table.particle < 20, 3.0, 1.0) + 0.01 * table.frame
+    table.to_csv(tmp_path / "t.csv", index=False)
+    common = ("--classifier", aware)
+    out = tmp_path / "auto.csv"
+    assert run_cli(*classify_args(tmp_path / "t.csv", out, monet_dir, *common,
+                                  "--localisation-precision", "auto")) == 0  # fmt: skip
+    assert "localisation precision: auto (exposure 0 frames), estimated" in capsys.readouterr().out
+    pooled = pd.read_csv(out).localisation_precision
+    assert pooled.nunique() == 1 and abs(pooled[0] - np.sqrt((9 + 1) / 2)) < 0.25
+    out = tmp_path / "track.csv"
+    assert run_cli(*classify_args(tmp_path / "t.csv", out, monet_dir, *common,
+                                  "--localisation-precision", "auto-track")) == 0  # fmt: skip
+    per_track = pd.read_csv(out).localisation_precision.to_numpy()
+    assert abs(np.median(per_track[:20]) - 3.0) < 0.3 and abs(np.median(per_track[20:]) - 1) < 0.1
+    out, win = tmp_path / "ep.csv", tmp_path / "ep_windows.csv"
+    assert run_cli(*classify_args(tmp_path / "t.csv", out, monet_dir, *common, "--windows", win,
+                                  "--localisation-precision", "ep")) == 0  # fmt: skip
+    model, _ = load_model(aware, MoNet)
+    first = table[table.particle == 0].iloc[:L]
+    x = torch.from_numpy(first[["x", "y", "ep"]].to_numpy(np.float32).copy())[None]
+    with torch.no_grad():
+        direct = model(x).exp().numpy()[0]
+    row = pd.read_csv(win).iloc[0]
+    np.testing.assert_allclose(row[[f"p_{c}" for c in CLASSES]].to_numpy(float), direct, atol=1e-6)
+    ep = first.ep.to_numpy()
+    assert abs(row.localisation_precision - np.sqrt(np.mean(ep**2))) < 1e-9
+    _bad(tmp_path, monet_dir, tmp_path / "t.csv", "t.csv: no column 'sigma_nm'", *common,
+         "--localisation-precision", "sigma_nm", capsys=capsys)  # fmt: skip
+    _bad(tmp_path, monet_dir, tmp_path / "t.csv", "exposure time: expected 0..1", *common,
+         "--localisation-precision", "auto", "--exposure-time-frames", "2",
+         capsys=capsys)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- CLI plumbing
 @pytest.mark.parametrize("argv", [["--help"], ["classify", "--help"]])
 def test_help(argv, capsys):

@@ -52,7 +52,9 @@ def _classify(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         fmt=args.format,
         mat_variable=args.mat_variable,
-        localisation_precision=args.localisation_precision,
+        localisation_precision=cl.parse_precision(
+            args.localisation_precision, args.exposure_time_frames
+        ),
     )
     cl.write_csv(result.tracks, args.output)
     written = [args.output]
@@ -172,10 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--mat-variable", help="variable holding the tracks in a .mat file")
     cls.add_argument(
         "--localisation-precision",
+        metavar="SIGMA|auto|auto-track|COLUMN",
+        help="localisation error std in the units of x and y: a number; 'auto' to estimate "
+        "one value from all tracks of the file, 'auto-track' one per track (covariance-based "
+        "estimator, Vestergaard et al. 2014); or a per-localisation column of the file "
+        "(trackpy's 'ep'). Required by networks trained with monet.noise_input; reported "
+        "in the per-track CSV",
+    )
+    cls.add_argument(
+        "--exposure-time-frames",
         type=float,
-        metavar="SIGMA",
-        help="localisation error std in the units of x and y; required by networks trained "
-        "with monet.noise_input (ignored by others)",
+        default=0.0,
+        metavar="T",
+        help="camera exposure per frame in frame times (0..1; 1 = exposed the whole frame), "
+        "for the motion-blur term of --localisation-precision auto (default 0)",
     )
     cls.add_argument("--batch-size", type=int, default=256, help="windows per batch")
     cls.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="torch device")
