@@ -374,6 +374,72 @@ def test_localisation_precision_from_the_tracks_or_a_column(tmp_path, monet_dir,
          capsys=capsys)  # fmt: skip
 
 
+def test_conditions_several_files_and_group_by(tmp_path, monet_dir, capsys):
+    """Class fractions per condition with 95 % Wilson intervals, from several files (one
+    condition each) or a --group-by column; the figure is drawn; bad inputs fail with one
+    message and nothing written."""
+    from scipy.stats import binomtest
+
+    from temflow.apply.conditions import group_fractions
+
+    spec = {tid: np.arange(L) for tid in range(1, 10)}
+    table = track_table(spec)
+    table["dose_rate"] = np.where(table.track_id <= 4, 2.5, 10.0)
+    table["liquid"] = np.where(table.track_id <= 6, "water", "glycerol")
+    table.loc[table.track_id == 9, "frame"] += 1000  # stays one run of L frames
+    table.to_csv(tmp_path / "a.csv", index=False)
+    table[table.track_id <= 3].to_csv(tmp_path / "b.csv", index=False)
+    out, frac, fig = tmp_path / "o.csv", tmp_path / "frac.csv", tmp_path / "frac.png"
+    args = classify_args(tmp_path / "a.csv", out, monet_dir, "--group-by", "dose_rate",
+                         "--fractions", frac, "--fractions-figure", fig)  # fmt: skip
+    assert run_cli(*args) == 0
+    assert "dose_rate 2.5: 4 tracks" in capsys.readouterr().out
+    tracks, fractions = pd.read_csv(out), pd.read_csv(frac)
+    assert list(fractions.dose_rate) == [2.5, 10.0]
+    assert list(fractions.n_classified) == [4, 5]
+    for _, row in fractions.iterrows():
+        sel = tracks[tracks.dose_rate == row.dose_rate]
+        assert sum(row[f"n_{c}"] for c in CLASSES) == len(sel)
+        for c in CLASSES:
+            k = int((sel.predicted_class == c).sum())
+            ci = binomtest(k, len(sel)).proportion_ci(0.95, method="wilson")
+            assert row[f"n_{c}"] == k and row[f"fraction_{c}"] == pytest.approx(k / len(sel))
+            assert (row[f"fraction_{c}_low"], row[f"fraction_{c}_high"]) == pytest.approx(
+                (ci.low, ci.high)
+            )
+            alpha = sel.loc[sel.predicted_class == c, "alpha"]
+            if len(alpha):
+                assert row[f"alpha_{c}_median"] == pytest.approx(alpha.median())
+    assert fig.stat().st_size > 0 and fig.with_suffix(".pdf").exists()
+    # Two files: one condition each, the file name; string conditions sort as text.
+    out2, frac2 = tmp_path / "o2.csv", tmp_path / "f2.csv"
+    two = classify_args(tmp_path / "b.csv", out2, monet_dir, "--fractions", frac2)
+    two.insert(2, str(tmp_path / "a.csv"))  # classify b.csv a.csv -o ...
+    assert run_cli(*two) == 0
+    both = pd.read_csv(frac2)
+    assert list(both.file) == ["a.csv", "b.csv"] and list(both.n_classified) == [9, 3]
+    assert list(pd.read_csv(out2).file[:3]) == ["b.csv"] * 3
+    liquid = np.where(tracks.track_id <= 6, "water", "glycerol")
+    by_liquid = group_fractions(tracks.assign(liquid=liquid), "liquid")
+    assert list(by_liquid.liquid) == ["glycerol", "water"]
+    # Bad inputs: one message naming the problem, nothing written.
+    _bad(tmp_path, monet_dir, tmp_path / "a.csv", "a.csv: no column 'temperature_K' to group",
+         "--group-by", "temperature_K", "--fractions", tmp_path / "x.csv",
+         capsys=capsys)  # fmt: skip
+    varying = table.assign(dose_rate=np.arange(len(table)))
+    varying.to_csv(tmp_path / "v.csv", index=False)
+    _bad(tmp_path, monet_dir, tmp_path / "v.csv", "column 'dose_rate' changes along track 1",
+         "--group-by", "dose_rate", capsys=capsys)  # fmt: skip
+    short = table.copy()
+    short.loc[short.dose_rate == 10.0, "frame"] *= 2  # every other frame: no window fits
+    short.to_csv(tmp_path / "s.csv", index=False)
+    _bad(tmp_path, monet_dir, tmp_path / "s.csv", "group 10.0: none of its 5 track(s) could be "
+         "classified (e.g. too short", "--group-by", "dose_rate", capsys=capsys)  # fmt: skip
+    _bad(tmp_path, monet_dir, tmp_path / "a.csv", "--fractions / --fractions-figure: give "
+         "several track files or --group-by", "--fractions", tmp_path / "x.csv",
+         capsys=capsys)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- CLI plumbing
 @pytest.mark.parametrize("argv", [["--help"], ["classify", "--help"]])
 def test_help(argv, capsys):

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from temflow.apply.conditions import track_groups
 from temflow.apply.tracks import TrackReport, cut_windows, read_tracks
 from temflow.errors import TemflowError
 from temflow.io import atomic_path
@@ -351,8 +352,12 @@ def classify_file(
     fmt: str | None = None,
     mat_variable: str | None = None,
     localisation_precision: float | PrecisionSource | None = None,
+    group_by: str | None = None,
 ) -> ClassifyResult:
     """Read ``tracks_path``, cut windows of the models' length, classify.
+
+    ``group_by``: a column of the file that holds each track's condition; it is added to
+    the per-track table (:func:`temflow.apply.conditions.track_groups`).
 
     A file in which no track has a gap-free run of the trained length does not match the
     models: TemflowError naming both.
@@ -360,7 +365,9 @@ def classify_file(
     check_localisation_precision(monet, localisation_precision)
     source = _as_source(localisation_precision)
     column = None if source is None else source.column
-    table = read_tracks(tracks_path, fmt, mat_variable, () if column is None else (column,))
+    extra = () if column is None else (column,)
+    table = read_tracks(tracks_path, fmt, mat_variable, extra, group_by)
+    groups = None if group_by is None else track_groups(table, group_by, str(tracks_path))
     reports = cut_windows(table, monet.length, stride, column)
     if not any(r.windows for r in reports):
         longest = max((r.longest_segment for r in reports if not r.n_duplicate_frames), default=0)
@@ -369,7 +376,10 @@ def classify_file(
             f"({monet.paths['classify']}) were trained on {monet.length}-frame tracks and the "
             f"longest gap-free run without duplicate frames here is {longest} frames"
         )
-    return classify_reports(reports, monet, device, batch_size, localisation_precision)
+    result = classify_reports(reports, monet, device, batch_size, localisation_precision)
+    if groups is not None:
+        result.tracks.insert(1, group_by, groups.loc[result.tracks.track_id].to_numpy())
+    return result
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:

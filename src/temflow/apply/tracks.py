@@ -113,9 +113,11 @@ def read_tracks(
     fmt: str | None = None,
     mat_variable: str | None = None,
     extra_columns: tuple[str, ...] = (),
+    group_column: str | None = None,
 ) -> pd.DataFrame:
-    """Read a track file into a DataFrame with columns track_id, frame (int), x, y (float)
-    and the numeric ``extra_columns`` (e.g. trackpy's per-localisation precision ``ep``).
+    """Read a track file into a DataFrame with columns track_id, frame (int), x, y (float),
+    the numeric ``extra_columns`` (e.g. trackpy's per-localisation precision ``ep``) and
+    ``group_column`` as it is (a condition: dose rate, liquid).
 
     Raises TemflowError naming the file for an unreadable or empty file, missing columns,
     non-integer frames and NaN or infinite positions or extra values.
@@ -148,6 +150,10 @@ def read_tracks(
             f"{path}: missing column(s) {', '.join(missing)}; expected track_id (or "
             f"trackpy's particle), frame, x, y; found {list(raw.columns)}"
         )
+    if group_column is not None and group_column not in raw.columns:
+        raise TemflowError(
+            f"{path}: no column {group_column!r} to group by; found {list(raw.columns)}"
+        )
     absent = [c for c in extra_columns if c not in raw.columns]
     if absent:
         raise TemflowError(
@@ -167,6 +173,8 @@ def read_tracks(
                 f"value(s) (first at data row {row}, track {raw[id_col].iloc[row]!r})"
             )
         out[col] = values
+    if group_column is not None:
+        out[group_column] = raw[group_column].to_numpy()
     if (out["frame"] != np.round(out["frame"])).any():
         raise TemflowError(f"{path}: column 'frame' must hold whole frame numbers")
     out["frame"] = out["frame"].astype(np.int64)
