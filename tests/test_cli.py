@@ -440,6 +440,53 @@ def test_conditions_several_files_and_group_by(tmp_path, monet_dir, capsys):
          capsys=capsys)  # fmt: skip
 
 
+def test_injected_drift_is_removed(tmp_path, monet_dir, capsys):
+    """A drift common to every particle (linear stage drift plus an oscillating flow) is
+    measured as the injected drift plus the mean of the particles' own displacements
+    (trackpy.compute_drift), exactly, and subtracted; classify --subtract-drift then sees
+    the drift-free tracks up to that mean."""
+    from temflow.apply.drift import subtract_ensemble_drift
+
+    rng = np.random.default_rng(4)
+    n, frames = 40, np.arange(2 * L)
+    own = np.cumsum(rng.normal(0, 1.0, (n, len(frames), 2)), axis=1)
+    injected = np.stack([0.8 * frames + 15 * np.sin(frames / 9.0), -0.5 * frames], axis=-1)
+    ids = [f"p{i}" for i in range(n)]
+
+    def table_of(xy):
+        return pd.DataFrame({"track_id": np.repeat(ids, len(frames)),
+                             "frame": np.tile(frames + 100, n),
+                             "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})  # fmt: skip
+
+    drifting = table_of(own + injected).sample(frac=1.0, random_state=0)  # any row order
+    drifting = drifting[~((drifting.track_id == "p3") & (drifting.frame == 150))]  # a gap
+    out, drift = subtract_ensemble_drift(drifting)
+    assert list(out.index) == list(drifting.index)
+    assert drift.index[0] == 100 and len(drift) == len(frames)
+    mean_own = np.zeros((len(frames), 2))
+    inc = np.diff(own, axis=1)
+    present = np.ones((n, len(frames)), bool)
+    present[3, 50] = False
+    both = present[:, 1:] & present[:, :-1]
+    mean_own[1:] = np.cumsum((inc * both[..., None]).sum(0) / both.sum(0)[:, None], axis=0)
+    expected = injected - injected[0] + mean_own
+    np.testing.assert_allclose(drift[["x", "y"]].to_numpy(), expected, atol=1e-9)
+    # What is left of the injected drift is the particles' mean motion, ~ sqrt(2 t / n).
+    assert np.abs(expected - (injected - injected[0])).max() < 4.0
+    assert np.abs(injected - injected[0]).max() > 80
+    drifting.to_csv(tmp_path / "d.csv", index=False)
+    res = tmp_path / "d_out.csv"
+    assert run_cli(*classify_args(tmp_path / "d.csv", res, monet_dir, "--subtract-drift")) == 0
+    assert "ensemble drift subtracted over 120 frames" in capsys.readouterr().out
+    out.to_csv(tmp_path / "c.csv", index=False)  # the tracks corrected beforehand
+    ref = tmp_path / "c_out.csv"
+    assert run_cli(*classify_args(tmp_path / "c.csv", ref, monet_dir)) == 0
+    cols = [f"p_{c}" for c in CLASSES]
+    np.testing.assert_allclose(pd.read_csv(res)[cols], pd.read_csv(ref)[cols], atol=1e-5)
+    _bad(tmp_path, monet_dir, tmp_path / "d.csv", "--drift-smoothing-frames: expected >= 0",
+         "--subtract-drift", "--drift-smoothing-frames", "-2", capsys=capsys)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- CLI plumbing
 @pytest.mark.parametrize("argv", [["--help"], ["classify", "--help"]])
 def test_help(argv, capsys):

@@ -66,6 +66,8 @@ def _classify(args: argparse.Namespace) -> int:
             mat_variable=args.mat_variable,
             localisation_precision=precision,
             group_by=args.group_by,
+            subtract_drift=args.subtract_drift,
+            drift_smoothing_frames=args.drift_smoothing_frames,
         )
         if several:
             result.tracks.insert(0, "file", Path(path).name)
@@ -240,6 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
         "estimator, Vestergaard et al. 2014); or a per-localisation column of the file "
         "(trackpy's 'ep'). Required by networks trained with monet.noise_input; reported "
         "in the per-track CSV",
+    )
+    cls.add_argument(
+        "--subtract-drift",
+        action="store_true",
+        help="subtract each file's ensemble drift (stage drift, flow: the mean displacement of "
+        "all particles between consecutive frames, trackpy.compute_drift) before classifying",
+    )
+    cls.add_argument(
+        "--drift-smoothing-frames",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rolling mean of the drift over N frames (default 0: none)",
     )
     cls.add_argument(
         "--exposure-time-frames",

@@ -134,6 +134,7 @@ class ClassifyResult:
     windows: pd.DataFrame  # one row per window
     length: int
     precision: PrecisionEstimate | None = None
+    drift: pd.DataFrame | None = None  # the subtracted ensemble drift x, y per frame
 
 
 def _as_source(precision: float | PrecisionSource | None) -> PrecisionSource | None:
@@ -353,11 +354,15 @@ def classify_file(
     mat_variable: str | None = None,
     localisation_precision: float | PrecisionSource | None = None,
     group_by: str | None = None,
+    subtract_drift: bool = False,
+    drift_smoothing_frames: int = 0,
 ) -> ClassifyResult:
     """Read ``tracks_path``, cut windows of the models' length, classify.
 
     ``group_by``: a column of the file that holds each track's condition; it is added to
     the per-track table (:func:`temflow.apply.conditions.track_groups`).
+    ``subtract_drift``: remove the file's ensemble drift first
+    (:func:`temflow.apply.drift.subtract_ensemble_drift`; it is kept in the result).
 
     A file in which no track has a gap-free run of the trained length does not match the
     models: TemflowError naming both.
@@ -368,6 +373,11 @@ def classify_file(
     extra = () if column is None else (column,)
     table = read_tracks(tracks_path, fmt, mat_variable, extra, group_by)
     groups = None if group_by is None else track_groups(table, group_by, str(tracks_path))
+    drift = None
+    if subtract_drift:
+        from temflow.apply.drift import subtract_ensemble_drift
+
+        table, drift = subtract_ensemble_drift(table, drift_smoothing_frames)
     reports = cut_windows(table, monet.length, stride, column)
     if not any(r.windows for r in reports):
         longest = max((r.longest_segment for r in reports if not r.n_duplicate_frames), default=0)
@@ -377,6 +387,7 @@ def classify_file(
             f"longest gap-free run without duplicate frames here is {longest} frames"
         )
     result = classify_reports(reports, monet, device, batch_size, localisation_precision)
+    result.drift = drift
     if groups is not None:
         result.tracks.insert(1, group_by, groups.loc[result.tracks.track_id].to_numpy())
     return result
@@ -413,6 +424,13 @@ def summary_lines(result: ClassifyResult) -> list[str]:
                 f", per track median {used.median():.4g} (range {used.min():.4g}-{used.max():.4g})"
             )
         lines.append(line)
+    if result.drift is not None:
+        d = result.drift
+        end = d.iloc[-1]
+        lines.append(
+            f"  ensemble drift subtracted over {len(d)} frames: net ({end.x:.4g}, {end.y:.4g}), "
+            f"largest |drift| {float(np.hypot(d.x, d.y).max()):.4g} (units of x and y)"
+        )
     gaps = int((t.n_gaps > 0).sum())
     dups = int((t.n_duplicate_frames > 0).sum())
     if gaps or dups:
