@@ -242,6 +242,16 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     frame = evaluate_task("classify", tmp_path / "m.pt", tmp_path / "noisy.h5",
                           tmp_path / "e.csv", "cpu")  # fmt: skip
     assert len(frame) == 30 and frame.predicted.between(0, 2).all()
+    # The probabilities are the card's temperature-scaled ones (calls unchanged).
+    from scipy.special import log_softmax
+
+    t = card["calibration"]["temperature"]
+    assert t > 0 and card["calibration"]["n_val"] == 10
+    model, _ = load_model(tmp_path / "m.pt", MoNet)
+    with torch.no_grad():
+        raw = model(inputs_of(noisy, noise_input=True)).double().numpy()
+    probs = frame[["p_brownian", "p_fbm", "p_ctrw"]].to_numpy()
+    np.testing.assert_allclose(probs, np.exp(log_softmax(raw / t, axis=1)), atol=1e-5)
 
 
 def test_noise_aware_monet_reads_the_localisation_precision():
@@ -325,8 +335,11 @@ def test_monet_models_and_evaluation(workflow_results):
         ev = pd.read_csv(workflow_results / "eval" / f"monet_{task}.csv")
         assert {"alpha", "alpha_predicted"} <= set(ev.columns)
         assert ev["alpha_predicted"].between(0, 2).all()
-    for name in ("monet_confusion.png", "monet_alpha.png"):
+    for name in ("monet_confusion.png", "monet_alpha.png", "monet_reliability.png"):
         assert (workflow_results / "figures" / name).stat().st_size > 1000
+    assert 0 <= summary.loc["ece", "value"] <= 1
+    calibration = json.loads((models / "monet_classify.json").read_text())["calibration"]
+    assert calibration["temperature"] > 0 and calibration["n_val"] > 0
 
 
 # --- the authors' released Keras networks (h5py + numpy) -------------------------------
@@ -438,3 +451,45 @@ def test_keras_reference_loader_matches_torch_on_the_released_layout(tmp_path):
     _write_keras_h5(tmp_path / "bad.h5", bad, w)
     with pytest.raises(TemflowError, match="bad.h5: layer lstm_1 of kind LSTM is not supported"):
         load_keras_model(tmp_path / "bad.h5")
+
+
+# --- calibration -----------------------------------------------------------------------
+
+
+def test_calibration_error_and_temperature_scaling():
+    """ECE is 0 for probabilities that are right as often as they say and equals the gap
+    for a constant overconfident classifier; temperature scaling of logits made too sharp
+    by T = 3 recovers T and lowers the ECE without changing a call."""
+    from scipy.special import log_softmax
+
+    from temflow.evaluation.calibration import (
+        apply_temperature,
+        expected_calibration_error,
+        fit_temperature,
+        reliability_table,
+    )
+
+    rng = np.random.default_rng(0)
+    n = 20000
+    logits = rng.normal(0, 1.5, (n, 3))
+    true_p = np.exp(log_softmax(logits, axis=1))
+    labels = np.array([rng.choice(3, p=p) for p in true_p])
+    assert expected_calibration_error(true_p, labels) < 0.02
+    # Says 0.9 for class 0, right 60 % of the time: ECE 0.3.
+    probs = np.tile([0.9, 0.05, 0.05], (1000, 1))
+    y = np.r_[np.zeros(600, int), np.ones(400, int)]
+    assert expected_calibration_error(probs, y) == pytest.approx(0.3)
+    table = reliability_table(probs, y)
+    assert table.n.sum() == 1000 and int(table.n.iloc[8]) == 1000
+    sharp = log_softmax(3.0 * logits, axis=1)
+    t = fit_temperature(sharp, labels)
+    assert t == pytest.approx(3.0, rel=0.05)
+    fixed = apply_temperature(sharp, t)
+    assert (fixed.argmax(1) == sharp.argmax(1)).all()
+    assert expected_calibration_error(fixed, labels) < 0.5 * expected_calibration_error(
+        np.exp(sharp), labels
+    )
+    with pytest.raises(TemflowError, match="temperature"):
+        apply_temperature(sharp, 0.0)
+    with pytest.raises(TemflowError, match="calibration: expected"):
+        expected_calibration_error(probs, y[:10])

@@ -335,6 +335,7 @@ MONET_TARGETS = [
     results("eval", "monet_summary.csv"),
     results("figures", "monet_confusion.png"),
     results("figures", "monet_alpha.png"),
+    results("figures", "monet_reliability.png"),
 ]
 
 

@@ -85,6 +85,12 @@ rule monet_report:
             category="MoNet",
             labels={"figure": "alpha regression"},
         ),
+        reliability_png=report(
+            results("figures", "monet_reliability.png"),
+            caption="../report/monet_reliability.rst",
+            category="MoNet",
+            labels={"figure": "calibration"},
+        ),
     log:
         log_path("monet_report"),
     benchmark:

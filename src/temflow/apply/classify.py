@@ -39,9 +39,11 @@ import torch
 from temflow.apply.conditions import track_groups
 from temflow.apply.tracks import TrackReport, cut_windows, read_tracks
 from temflow.errors import TemflowError
+from temflow.evaluation.calibration import apply_temperature
 from temflow.io import atomic_path
 from temflow.models.monet import increments_and_std, noise_ratio
 from temflow.monet.card import load_monet
+from temflow.monet.evaluate import card_temperature
 from temflow.monet.tasks import TASKS
 from temflow.training import predict
 from temflow.trajectories.io import CLASSES
@@ -57,8 +59,12 @@ TRACK_COLUMNS = (
     + ["n_gaps", "n_missing_frames", "n_duplicate_frames", "n_segments", "longest_segment"]
     + ["n_windows"]
     + [f"p_{c}" for c in CLASSES]
-    + ["predicted_class", "alpha", "alpha_std", "window_agreement", "localisation_precision"]
+    + ["predicted_class", "ambiguous", "alpha", "alpha_std", "window_agreement"]
+    + ["localisation_precision"]
 )
+#: A track's call is ambiguous when its (calibrated) top probability is below this: the
+#: classifier then expects more than 2 in 5 such calls to be wrong.
+AMBIGUOUS_BELOW = 0.6
 #: ``--localisation-precision`` values that estimate it from the tracks.
 PRECISION_MODES = ("auto", "auto-track")
 
@@ -282,7 +288,7 @@ def classify_reports(
             getattr(m, "noise_input", False) for m in monet.models.values()
         ):
             warn_inconsistent_precision(x, source.value if source.value is not None else sigma)
-        probs = np.exp(run("classify"))
+        probs = apply_temperature(run("classify"), card_temperature(monet.cards["classify"]))
         alphas = {name: run(task) for name, task in REGRESSOR_OF.items()}
     else:
         probs, alphas = np.zeros((0, n_cls)), {name: np.zeros(0) for name in REGRESSOR_OF}
@@ -329,6 +335,7 @@ def classify_reports(
             row |= {f"p_{c}": float(p[i]) for i, c in enumerate(CLASSES)}
             row |= {
                 "predicted_class": CLASSES[k],
+                "ambiguous": bool(p[k] < AMBIGUOUS_BELOW),
                 "alpha": float(a.mean()),
                 "alpha_std": float(a.std()),
                 "window_agreement": float((pred[start : start + n] == k).mean()),
