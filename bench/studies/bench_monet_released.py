@@ -115,6 +115,9 @@ def main() -> None:
     ap.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
     ap.add_argument("--classifier", type=Path, help="a trained monet_classify.pt (else train)")
     ap.add_argument("--n-test", type=int, default=900)
+    ap.add_argument(
+        "--andi-test", type=Path, help="reuse the andi_test.npz of an earlier run (same tracks)"
+    )
     ap.add_argument("--noise-step-std", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=2024)
@@ -122,7 +125,11 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config([args.configfile])
     args.work.mkdir(parents=True, exist_ok=True)
-    test = andi_tracks(args, cfg, args.work / "andi_test.npz")
+    if args.andi_test is not None:
+        with np.load(args.andi_test) as f:
+            test = {k: f[k] for k in f.files}
+    else:
+        test = andi_tracks(args, cfg, args.work / "andi_test.npz")
     rng = np.random.default_rng(args.seed)
     clean = test["positions"]
     noisy = clean + rng.standard_normal(clean.shape) * (
