@@ -128,6 +128,7 @@ def test_classify_csv_per_track_and_windows(tmp_path, monet_dir):
     mean = windows.groupby("track_id")[[f"p_{c}" for c in CLASSES]].mean()
     np.testing.assert_allclose(mean.loc[done.index].to_numpy(), p, atol=1e-6)
     assert list(done.predicted_class) == [CLASSES[k] for k in p.argmax(1)]
+    assert list(done.ambiguous) == list(p.max(1) < 0.6)
     # alpha comes from the regressor of the predicted class; Brownian alpha = 1
     for tid, row in done.iterrows():
         w = windows[windows.track_id == tid]
@@ -157,6 +158,20 @@ def test_classify_matches_direct_model_call_and_is_unit_free(tmp_path, monet_dir
         results.append(pd.read_csv(tmp_path / "o.csv")[[f"p_{c}" for c in CLASSES]].to_numpy())
     np.testing.assert_allclose(results[0][0], direct, atol=1e-6)
     np.testing.assert_allclose(results[1], results[0], atol=1e-4)
+    # A calibrated card: probabilities softmax(log p / T); the call and `ambiguous` follow.
+    import shutil
+
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(monet_dir, calibrated)
+    save_model(calibrated / "monet_classify.pt", model,
+               {"net": "monet_classify", "task": "classify", "classes": list(CLASSES),
+                "input": {"length_frames": L}, "calibration": {"temperature": 0.25}})  # fmt: skip
+    assert run_cli(*classify_args(tmp_path / "t.csv", tmp_path / "c.csv", calibrated)) == 0
+    row = pd.read_csv(tmp_path / "c.csv").iloc[0]
+    sharp = direct**4 / (direct**4).sum()
+    np.testing.assert_allclose(row[[f"p_{c}" for c in CLASSES]].to_numpy(float), sharp, atol=1e-5)
+    assert row.predicted_class == CLASSES[int(direct.argmax())]
+    assert bool(row.ambiguous) == bool(sharp.max() < 0.6)
 
 
 def test_trackpy_columns_accepted(tmp_path, monet_dir):
