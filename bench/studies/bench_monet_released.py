@@ -84,6 +84,7 @@ def train_default(args: argparse.Namespace, cfg: dict) -> tuple[Path, float]:
     setting = {k: over.get(k, monet[k]) for k in (
         "augment_noise_step_std", "augment_rotate", "augment_noise_free_fraction",
         "augment_resimulate", "noise_input")}  # fmt: skip
+    epochs = monet["task_epochs"].get("classify", monet["training"]["epochs"])
     args.work.mkdir(parents=True, exist_ok=True)
     h5 = args.work / "classify_train.h5"
     write_trajectories(h5, generate_set("classify", traj["n_classify_train"], traj, args.seed))
@@ -95,7 +96,7 @@ def train_default(args: argparse.Namespace, cfg: dict) -> tuple[Path, float]:
         args.work / "monet_classify.pt",
         args.work / "metrics.csv",
         args.work / "ckpt",
-        {**monet["training"], "progress": False, "device": "cpu"},
+        {**monet["training"], "epochs": epochs, "progress": False, "device": "cpu"},
         monet["val_fraction"],
         setting["augment_noise_step_std"],
         args.seed,

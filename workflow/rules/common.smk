@@ -302,6 +302,12 @@ def monet_task_setting(key):
     return setting
 
 
+def monet_task_training(wildcards):
+    """Params function: `monet.training` with the task's epochs from `monet.task_epochs`."""
+    epochs = MONET["task_epochs"].get(wildcards.task, MONET["training"]["epochs"])
+    return {**MONET["training"], "epochs": epochs}
+
+
 def monet_train_set(wildcards):
     return TRAJ_H5.format(set=MONET_TRAIN_SET[wildcards.task])
 

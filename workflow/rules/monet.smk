@@ -20,7 +20,7 @@ rule monet_train:
         runtime=MONET["runtime_min"],
         gpu=1,
     params:
-        training=MONET["training"],
+        training=monet_task_training,
         val_fraction=MONET["val_fraction"],
         combine_axes=MONET["combine_axes"],
         augment_noise_step_std=monet_task_setting("augment_noise_step_std"),
