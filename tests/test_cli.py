@@ -128,6 +128,7 @@ def test_classify_csv_per_track_and_windows(tmp_path, monet_dir):
     mean = windows.groupby("track_id")[[f"p_{c}" for c in CLASSES]].mean()
     np.testing.assert_allclose(mean.loc[done.index].to_numpy(), p, atol=1e-6)
     assert list(done.predicted_class) == [CLASSES[k] for k in p.argmax(1)]
+    assert list(done.ambiguous) == list(p.max(1) < 0.6)
     # alpha comes from the regressor of the predicted class; Brownian alpha = 1
     for tid, row in done.iterrows():
         w = windows[windows.track_id == tid]
@@ -157,6 +158,20 @@ def test_classify_matches_direct_model_call_and_is_unit_free(tmp_path, monet_dir
         results.append(pd.read_csv(tmp_path / "o.csv")[[f"p_{c}" for c in CLASSES]].to_numpy())
     np.testing.assert_allclose(results[0][0], direct, atol=1e-6)
     np.testing.assert_allclose(results[1], results[0], atol=1e-4)
+    # A calibrated card: probabilities softmax(log p / T); the call and `ambiguous` follow.
+    import shutil
+
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(monet_dir, calibrated)
+    save_model(calibrated / "monet_classify.pt", model,
+               {"net": "monet_classify", "task": "classify", "classes": list(CLASSES),
+                "input": {"length_frames": L}, "calibration": {"temperature": 0.25}})  # fmt: skip
+    assert run_cli(*classify_args(tmp_path / "t.csv", tmp_path / "c.csv", calibrated)) == 0
+    row = pd.read_csv(tmp_path / "c.csv").iloc[0]
+    sharp = direct**4 / (direct**4).sum()
+    np.testing.assert_allclose(row[[f"p_{c}" for c in CLASSES]].to_numpy(float), sharp, atol=1e-5)
+    assert row.predicted_class == CLASSES[int(direct.argmax())]
+    assert bool(row.ambiguous) == bool(sharp.max() < 0.6)
 
 
 def test_trackpy_columns_accepted(tmp_path, monet_dir):
@@ -320,6 +335,171 @@ def test_noise_aware_classifier_needs_the_localisation_precision(
     # The reference-style networks ignore a given precision.
     assert run_cli(*classify_args(tmp_path / "t.csv", tmp_path / "p.csv", monet_dir,
                                   "--localisation-precision", "0.4")) == 0  # fmt: skip
+
+
+def test_localisation_precision_from_the_tracks_or_a_column(tmp_path, monet_dir, capsys):
+    """--localisation-precision auto (pooled over the file), auto-track (per track) and a
+    per-localisation column (trackpy's ep): the value used is reported per track and is
+    the sigma column the noise-aware network reads."""
+    from temflow.trajectories.io import add_localisation_noise, simulate_process
+
+    aware = tmp_path / "aware.pt"
+    torch.manual_seed(6)
+    save_model(aware, get_task("classify").build_model(noise_input=True).eval(),
+               {"net": "monet_classify", "task": "classify", "classes": list(CLASSES),
+                "input": {"length_frames": L}})  # fmt: skip
+    rng = np.random.default_rng(3)
+    n, frames, d = 40, 2 * L, np.full(40, 2.0)  # step std 2 px, sigma 1 px
+    xy = add_localisation_noise(simulate_process("brownian", np.ones(n), frames, d, {}, rng),
+                                d, 0.5, rng)  # fmt: skip
+    xy[:20] *= 3.0  # the first 20 tracks: sigma 3 px
+    table = pd.DataFrame({"particle": np.repeat(np.arange(n), frames),
+                          "frame": np.tile(np.arange(frames), n),
+                          "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})  # fmt: skip
+    table["ep"] = np.where(table.particle < 20, 3.0, 1.0) + 0.01 * table.frame
+    table.to_csv(tmp_path / "t.csv", index=False)
+    common = ("--classifier", aware)
+    out = tmp_path / "auto.csv"
+    assert run_cli(*classify_args(tmp_path / "t.csv", out, monet_dir, *common,
+                                  "--localisation-precision", "auto")) == 0  # fmt: skip
+    assert "localisation precision: auto (exposure 0 frames), estimated" in capsys.readouterr().out
+    pooled = pd.read_csv(out).localisation_precision
+    assert pooled.nunique() == 1 and abs(pooled[0] - np.sqrt((9 + 1) / 2)) < 0.25
+    out = tmp_path / "track.csv"
+    assert run_cli(*classify_args(tmp_path / "t.csv", out, monet_dir, *common,
+                                  "--localisation-precision", "auto-track")) == 0  # fmt: skip
+    per_track = pd.read_csv(out).localisation_precision.to_numpy()
+    assert abs(np.median(per_track[:20]) - 3.0) < 0.3 and abs(np.median(per_track[20:]) - 1) < 0.1
+    out, win = tmp_path / "ep.csv", tmp_path / "ep_windows.csv"
+    assert run_cli(*classify_args(tmp_path / "t.csv", out, monet_dir, *common, "--windows", win,
+                                  "--localisation-precision", "ep")) == 0  # fmt: skip
+    model, _ = load_model(aware, MoNet)
+    first = table[table.particle == 0].iloc[:L]
+    x = torch.from_numpy(first[["x", "y", "ep"]].to_numpy(np.float32).copy())[None]
+    with torch.no_grad():
+        direct = model(x).exp().numpy()[0]
+    row = pd.read_csv(win).iloc[0]
+    np.testing.assert_allclose(row[[f"p_{c}" for c in CLASSES]].to_numpy(float), direct, atol=1e-6)
+    ep = first.ep.to_numpy()
+    assert abs(row.localisation_precision - np.sqrt(np.mean(ep**2))) < 1e-9
+    _bad(tmp_path, monet_dir, tmp_path / "t.csv", "t.csv: no column 'sigma_nm'", *common,
+         "--localisation-precision", "sigma_nm", capsys=capsys)  # fmt: skip
+    _bad(tmp_path, monet_dir, tmp_path / "t.csv", "exposure time: expected 0..1", *common,
+         "--localisation-precision", "auto", "--exposure-time-frames", "2",
+         capsys=capsys)  # fmt: skip
+
+
+def test_conditions_several_files_and_group_by(tmp_path, monet_dir, capsys):
+    """Class fractions per condition with 95 % Wilson intervals, from several files (one
+    condition each) or a --group-by column; the figure is drawn; bad inputs fail with one
+    message and nothing written."""
+    from scipy.stats import binomtest
+
+    from temflow.apply.conditions import group_fractions
+
+    spec = {tid: np.arange(L) for tid in range(1, 10)}
+    table = track_table(spec)
+    table["dose_rate"] = np.where(table.track_id <= 4, 2.5, 10.0)
+    table["liquid"] = np.where(table.track_id <= 6, "water", "glycerol")
+    table.loc[table.track_id == 9, "frame"] += 1000  # stays one run of L frames
+    table.to_csv(tmp_path / "a.csv", index=False)
+    table[table.track_id <= 3].to_csv(tmp_path / "b.csv", index=False)
+    out, frac, fig = tmp_path / "o.csv", tmp_path / "frac.csv", tmp_path / "frac.png"
+    args = classify_args(tmp_path / "a.csv", out, monet_dir, "--group-by", "dose_rate",
+                         "--fractions", frac, "--fractions-figure", fig)  # fmt: skip
+    assert run_cli(*args) == 0
+    assert "dose_rate 2.5: 4 tracks" in capsys.readouterr().out
+    tracks, fractions = pd.read_csv(out), pd.read_csv(frac)
+    assert list(fractions.dose_rate) == [2.5, 10.0]
+    assert list(fractions.n_classified) == [4, 5]
+    for _, row in fractions.iterrows():
+        sel = tracks[tracks.dose_rate == row.dose_rate]
+        assert sum(row[f"n_{c}"] for c in CLASSES) == len(sel)
+        for c in CLASSES:
+            k = int((sel.predicted_class == c).sum())
+            ci = binomtest(k, len(sel)).proportion_ci(0.95, method="wilson")
+            assert row[f"n_{c}"] == k and row[f"fraction_{c}"] == pytest.approx(k / len(sel))
+            assert (row[f"fraction_{c}_low"], row[f"fraction_{c}_high"]) == pytest.approx(
+                (ci.low, ci.high)
+            )
+            alpha = sel.loc[sel.predicted_class == c, "alpha"]
+            if len(alpha):
+                assert row[f"alpha_{c}_median"] == pytest.approx(alpha.median())
+    assert fig.stat().st_size > 0 and fig.with_suffix(".pdf").exists()
+    # Two files: one condition each, the file name; string conditions sort as text.
+    out2, frac2 = tmp_path / "o2.csv", tmp_path / "f2.csv"
+    two = classify_args(tmp_path / "b.csv", out2, monet_dir, "--fractions", frac2)
+    two.insert(2, str(tmp_path / "a.csv"))  # classify b.csv a.csv -o ...
+    assert run_cli(*two) == 0
+    both = pd.read_csv(frac2)
+    assert list(both.file) == ["a.csv", "b.csv"] and list(both.n_classified) == [9, 3]
+    assert list(pd.read_csv(out2).file[:3]) == ["b.csv"] * 3
+    liquid = np.where(tracks.track_id <= 6, "water", "glycerol")
+    by_liquid = group_fractions(tracks.assign(liquid=liquid), "liquid")
+    assert list(by_liquid.liquid) == ["glycerol", "water"]
+    # Bad inputs: one message naming the problem, nothing written.
+    _bad(tmp_path, monet_dir, tmp_path / "a.csv", "a.csv: no column 'temperature_K' to group",
+         "--group-by", "temperature_K", "--fractions", tmp_path / "x.csv",
+         capsys=capsys)  # fmt: skip
+    varying = table.assign(dose_rate=np.arange(len(table)))
+    varying.to_csv(tmp_path / "v.csv", index=False)
+    _bad(tmp_path, monet_dir, tmp_path / "v.csv", "column 'dose_rate' changes along track 1",
+         "--group-by", "dose_rate", capsys=capsys)  # fmt: skip
+    short = table.copy()
+    short.loc[short.dose_rate == 10.0, "frame"] *= 2  # every other frame: no window fits
+    short.to_csv(tmp_path / "s.csv", index=False)
+    _bad(tmp_path, monet_dir, tmp_path / "s.csv", "group 10.0: none of its 5 track(s) could be "
+         "classified (e.g. too short", "--group-by", "dose_rate", capsys=capsys)  # fmt: skip
+    _bad(tmp_path, monet_dir, tmp_path / "a.csv", "--fractions / --fractions-figure: give "
+         "several track files or --group-by", "--fractions", tmp_path / "x.csv",
+         capsys=capsys)  # fmt: skip
+
+
+def test_injected_drift_is_removed(tmp_path, monet_dir, capsys):
+    """A drift common to every particle (linear stage drift plus an oscillating flow) is
+    measured as the injected drift plus the mean of the particles' own displacements
+    (trackpy.compute_drift), exactly, and subtracted; classify --subtract-drift then sees
+    the drift-free tracks up to that mean."""
+    from temflow.apply.drift import subtract_ensemble_drift
+
+    rng = np.random.default_rng(4)
+    n, frames = 40, np.arange(2 * L)
+    own = np.cumsum(rng.normal(0, 1.0, (n, len(frames), 2)), axis=1)
+    injected = np.stack([0.8 * frames + 15 * np.sin(frames / 9.0), -0.5 * frames], axis=-1)
+    ids = [f"p{i}" for i in range(n)]
+
+    def table_of(xy):
+        return pd.DataFrame({"track_id": np.repeat(ids, len(frames)),
+                             "frame": np.tile(frames + 100, n),
+                             "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})  # fmt: skip
+
+    drifting = table_of(own + injected).sample(frac=1.0, random_state=0)  # any row order
+    drifting = drifting[~((drifting.track_id == "p3") & (drifting.frame == 150))]  # a gap
+    out, drift = subtract_ensemble_drift(drifting)
+    assert list(out.index) == list(drifting.index)
+    assert drift.index[0] == 100 and len(drift) == len(frames)
+    mean_own = np.zeros((len(frames), 2))
+    inc = np.diff(own, axis=1)
+    present = np.ones((n, len(frames)), bool)
+    present[3, 50] = False
+    both = present[:, 1:] & present[:, :-1]
+    mean_own[1:] = np.cumsum((inc * both[..., None]).sum(0) / both.sum(0)[:, None], axis=0)
+    expected = injected - injected[0] + mean_own
+    np.testing.assert_allclose(drift[["x", "y"]].to_numpy(), expected, atol=1e-9)
+    # What is left of the injected drift is the particles' mean motion, ~ sqrt(2 t / n).
+    assert np.abs(expected - (injected - injected[0])).max() < 4.0
+    assert np.abs(injected - injected[0]).max() > 80
+    drifting.to_csv(tmp_path / "d.csv", index=False)
+    res = tmp_path / "d_out.csv"
+    assert run_cli(*classify_args(tmp_path / "d.csv", res, monet_dir, "--subtract-drift")) == 0
+    assert "ensemble drift subtracted over 120 frames" in capsys.readouterr().out
+    out.to_csv(tmp_path / "c.csv", index=False)  # the tracks corrected beforehand
+    ref = tmp_path / "c_out.csv"
+    assert run_cli(*classify_args(tmp_path / "c.csv", ref, monet_dir)) == 0
+    cols = [f"p_{c}" for c in CLASSES]
+    np.testing.assert_allclose(pd.read_csv(res)[cols], pd.read_csv(ref)[cols], atol=1e-5)
+    _bad(tmp_path, monet_dir, tmp_path / "d.csv", "--drift-smoothing-frames: expected >= 0",
+         "--subtract-drift", "--drift-smoothing-frames", "-2", capsys=capsys)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- CLI plumbing

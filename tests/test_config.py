@@ -156,6 +156,10 @@ def test_task_augmentation_override_is_checked(test_config):
     config["monet"]["task_augmentation"] = {"segment": {"augment_rotate": True}}
     message = describe_config_error(config, SCHEMA_PATH)
     assert "'segment' was unexpected" in message
+    config["monet"]["task_augmentation"] = {}
+    config["monet"]["task_epochs"] = {"classify": 0}
+    message = describe_config_error(config, SCHEMA_PATH)
+    assert message.startswith("config error at monet.task_epochs.classify")
 
 
 def test_nested_config_strings_get_the_schema_types(schema):

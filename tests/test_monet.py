@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.nn import functional as F
 
 from temflow.errors import TemflowError
 from temflow.models import MoNet
@@ -241,6 +242,16 @@ def test_changed_augmentation_retrains_instead_of_resuming(tmp_path, caplog):
     frame = evaluate_task("classify", tmp_path / "m.pt", tmp_path / "noisy.h5",
                           tmp_path / "e.csv", "cpu")  # fmt: skip
     assert len(frame) == 30 and frame.predicted.between(0, 2).all()
+    # The probabilities are the card's temperature-scaled ones (calls unchanged).
+    from scipy.special import log_softmax
+
+    t = card["calibration"]["temperature"]
+    assert t > 0 and card["calibration"]["n_val"] == 10
+    model, _ = load_model(tmp_path / "m.pt", MoNet)
+    with torch.no_grad():
+        raw = model(inputs_of(noisy, noise_input=True)).double().numpy()
+    probs = frame[["p_brownian", "p_fbm", "p_ctrw"]].to_numpy()
+    np.testing.assert_allclose(probs, np.exp(log_softmax(raw / t, axis=1)), atol=1e-5)
 
 
 def test_noise_aware_monet_reads_the_localisation_precision():
@@ -324,5 +335,161 @@ def test_monet_models_and_evaluation(workflow_results):
         ev = pd.read_csv(workflow_results / "eval" / f"monet_{task}.csv")
         assert {"alpha", "alpha_predicted"} <= set(ev.columns)
         assert ev["alpha_predicted"].between(0, 2).all()
-    for name in ("monet_confusion.png", "monet_alpha.png"):
+    for name in ("monet_confusion.png", "monet_alpha.png", "monet_reliability.png"):
         assert (workflow_results / "figures" / name).stat().st_size > 1000
+    assert 0 <= summary.loc["ece", "value"] <= 1
+    calibration = json.loads((models / "monet_classify.json").read_text())["calibration"]
+    assert calibration["temperature"] > 0 and calibration["n_val"] > 0
+
+
+# --- the authors' released Keras networks (h5py + numpy) -------------------------------
+
+
+def _write_keras_h5(path, layers, weights):
+    """A Keras 2 functional-model HDF5 in the layout of the released MoNet files."""
+    import json
+
+    import h5py
+
+    config = {
+        "class_name": "Model",
+        "config": {
+            "name": "model_1",
+            "layers": layers,
+            "input_layers": [[layers[0]["name"], 0, 0]],
+            "output_layers": [[layers[-1]["name"], 0, 0]],
+        },
+    }
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["keras_version"] = "2.2.2"
+        group = f.create_group("model_weights")
+        for name, values in weights.items():
+            g = group.create_group(name)
+            names = [f"{name}/{k}:0" for k in values]
+            g.attrs["weight_names"] = [n.encode() for n in names]
+            for n, v in zip(names, values.values(), strict=True):
+                g.create_dataset(n, data=v)
+
+
+def test_keras_reference_loader_matches_torch_on_the_released_layout(tmp_path):
+    """Causal and same-padded dilated Conv1D + ReLU, BatchNormalization (moving stats,
+    epsilon 1e-3), global max pooling, concatenation and a softmax Dense, as in
+    FINALmodel_300.h5, against the same network written with torch."""
+    from temflow.monet.keras_reference import load_keras_model, reference_class_probabilities
+
+    rng = np.random.default_rng(0)
+    t_in, f = 29, 4
+
+    def layer(kind, name, inputs, **cfg):
+        nodes = [[[i, 0, 0, {}] for i in inputs]] if inputs else []
+        return {"class_name": kind, "name": name, "config": {"name": name, **cfg},
+                "inbound_nodes": nodes}  # fmt: skip
+
+    conv = {"strides": [1], "activation": "relu", "use_bias": True}
+    bn = {"epsilon": 0.001, "axis": -1}
+    layers = [
+        layer("InputLayer", "input_1", [], batch_input_shape=[None, t_in, 1]),
+        layer("Conv1D", "conv1d_1", ["input_1"], padding="causal", dilation_rate=[2],
+              kernel_size=[3], **conv),
+        layer("BatchNormalization", "batch_normalization_1", ["conv1d_1"], **bn),
+        layer("GlobalMaxPooling1D", "global_max_pooling1d_1", ["batch_normalization_1"]),
+        layer("Conv1D", "conv1d_2", ["input_1"], padding="same", dilation_rate=[1],
+              kernel_size=[4], **conv),
+        layer("BatchNormalization", "batch_normalization_2", ["conv1d_2"], **bn),
+        layer("GlobalMaxPooling1D", "global_max_pooling1d_2", ["batch_normalization_2"]),
+        layer("Concatenate", "concatenate_1",
+              ["global_max_pooling1d_1", "global_max_pooling1d_2"], axis=-1),
+        layer("Dense", "dense_1", ["concatenate_1"], activation="softmax", use_bias=True),
+    ]  # fmt: skip
+    w = {
+        "conv1d_1": {"kernel": rng.normal(size=(3, 1, f)), "bias": rng.normal(size=f)},
+        "conv1d_2": {"kernel": rng.normal(size=(4, 1, f)), "bias": rng.normal(size=f)},
+        "dense_1": {"kernel": rng.normal(size=(2 * f, 3)), "bias": rng.normal(size=3)},
+    }
+    for k in (1, 2):
+        w[f"batch_normalization_{k}"] = {
+            "gamma": rng.uniform(0.5, 2, f),
+            "beta": rng.normal(size=f),
+            "moving_mean": rng.normal(size=f),
+            "moving_variance": rng.uniform(0.5, 2, f),
+        }
+    path = tmp_path / "model.h5"
+    _write_keras_h5(path, layers, w)
+    model = load_keras_model(path)
+    assert model.input_length == t_in
+    x = rng.normal(size=(5, t_in, 1))
+
+    def torch_branch(xt, conv_w, pad, dilation, b):
+        k = torch.from_numpy(conv_w["kernel"]).permute(2, 1, 0)  # (out, in, K)
+        bias = torch.from_numpy(conv_w["bias"])
+        y = F.relu(F.conv1d(F.pad(xt, pad), k, bias, dilation=dilation))
+        stats = [torch.from_numpy(b[n]) for n in ("moving_mean", "moving_variance")]
+        affine = [torch.from_numpy(b[n]) for n in ("gamma", "beta")]
+        y = F.batch_norm(y, *stats, *affine, training=False, eps=1e-3)
+        return y.amax(dim=-1)
+
+    xt = torch.from_numpy(x).transpose(1, 2)
+    feats = torch.cat([torch_branch(xt, w["conv1d_1"], (4, 0), 2, w["batch_normalization_1"]),
+                       torch_branch(xt, w["conv1d_2"], (1, 2), 1, w["batch_normalization_2"])],
+                      dim=1)  # fmt: skip
+    logits = feats @ torch.from_numpy(w["dense_1"]["kernel"]) + torch.from_numpy(
+        w["dense_1"]["bias"]
+    )
+    expected = torch.softmax(logits, dim=1).numpy()
+    np.testing.assert_allclose(model.predict(x, batch_size=2), expected, rtol=1e-10)
+    # Tracks: per-axis increments normalised by their std, axes averaged, classes from the
+    # reference order (FBM, Brownian, CTRW) to temflow's (brownian, fbm, ctrw).
+    pos = np.cumsum(rng.normal(size=(3, t_in + 5, 2)), axis=1) * 4.0 + 10.0
+    dx = np.diff(pos, axis=1)
+    dx = dx / dx.std(axis=1, keepdims=True)
+    ref = np.mean([model.predict(dx[:, :t_in, a, None]) for a in (0, 1)], axis=0)
+    np.testing.assert_allclose(reference_class_probabilities(model, pos), ref[:, [1, 0, 2]])
+    with pytest.raises(TemflowError, match="expected tracks"):
+        reference_class_probabilities(model, pos[:, :10])
+    bad = [*layers[:-1], layer("LSTM", "lstm_1", ["concatenate_1"])]
+    _write_keras_h5(tmp_path / "bad.h5", bad, w)
+    with pytest.raises(TemflowError, match="bad.h5: layer lstm_1 of kind LSTM is not supported"):
+        load_keras_model(tmp_path / "bad.h5")
+
+
+# --- calibration -----------------------------------------------------------------------
+
+
+def test_calibration_error_and_temperature_scaling():
+    """ECE is 0 for probabilities that are right as often as they say and equals the gap
+    for a constant overconfident classifier; temperature scaling of logits made too sharp
+    by T = 3 recovers T and lowers the ECE without changing a call."""
+    from scipy.special import log_softmax
+
+    from temflow.evaluation.calibration import (
+        apply_temperature,
+        expected_calibration_error,
+        fit_temperature,
+        reliability_table,
+    )
+
+    rng = np.random.default_rng(0)
+    n = 20000
+    logits = rng.normal(0, 1.5, (n, 3))
+    true_p = np.exp(log_softmax(logits, axis=1))
+    labels = np.array([rng.choice(3, p=p) for p in true_p])
+    assert expected_calibration_error(true_p, labels) < 0.02
+    # Says 0.9 for class 0, right 60 % of the time: ECE 0.3.
+    probs = np.tile([0.9, 0.05, 0.05], (1000, 1))
+    y = np.r_[np.zeros(600, int), np.ones(400, int)]
+    assert expected_calibration_error(probs, y) == pytest.approx(0.3)
+    table = reliability_table(probs, y)
+    assert table.n.sum() == 1000 and int(table.n.iloc[8]) == 1000
+    sharp = log_softmax(3.0 * logits, axis=1)
+    t = fit_temperature(sharp, labels)
+    assert t == pytest.approx(3.0, rel=0.05)
+    fixed = apply_temperature(sharp, t)
+    assert (fixed.argmax(1) == sharp.argmax(1)).all()
+    assert expected_calibration_error(fixed, labels) < 0.5 * expected_calibration_error(
+        np.exp(sharp), labels
+    )
+    with pytest.raises(TemflowError, match="temperature"):
+        apply_temperature(sharp, 0.0)
+    with pytest.raises(TemflowError, match="calibration: expected"):
+        expected_calibration_error(probs, y[:10])

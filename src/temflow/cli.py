@@ -33,6 +33,8 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def _classify(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from temflow.apply import classify as cl
 
     paths = cl.default_model_paths(args.models)
@@ -44,27 +46,71 @@ def _classify(args: argparse.Namespace) -> int:
         if given is not None:
             paths[task] = given
     monet = cl.load_monet_models(paths)
-    result = cl.classify_file(
-        args.tracks,
-        monet,
-        stride=args.stride,
-        device=args.device,
-        batch_size=args.batch_size,
-        fmt=args.format,
-        mat_variable=args.mat_variable,
-        localisation_precision=args.localisation_precision,
-    )
-    cl.write_csv(result.tracks, args.output)
+    precision = cl.parse_precision(args.localisation_precision, args.exposure_time_frames)
+    several = len(args.tracks) > 1
+    grouped = several or args.group_by is not None
+    group = args.group_by or "file"
+    if (args.fractions or args.fractions_figure) and not grouped:
+        raise TemflowError(
+            "--fractions / --fractions-figure: give several track files or --group-by"
+        )
+    results = []
+    for path in args.tracks:
+        result = cl.classify_file(
+            path,
+            monet,
+            stride=args.stride,
+            device=args.device,
+            batch_size=args.batch_size,
+            fmt=args.format,
+            mat_variable=args.mat_variable,
+            localisation_precision=precision,
+            group_by=args.group_by,
+            subtract_drift=args.subtract_drift,
+            drift_smoothing_frames=args.drift_smoothing_frames,
+        )
+        if several:
+            result.tracks.insert(0, "file", Path(path).name)
+            result.windows.insert(0, "file", Path(path).name)
+        results.append(result)
+    tracks = pd.concat([r.tracks for r in results], ignore_index=True)
+    windows = pd.concat([r.windows for r in results], ignore_index=True)
+    fractions = None
+    if grouped:
+        from temflow.apply.conditions import group_fractions
+
+        fractions = group_fractions(tracks, group)
+    cl.write_csv(tracks, args.output)
     written = [args.output]
     if args.windows:
-        cl.write_csv(result.windows, args.windows)
+        cl.write_csv(windows, args.windows)
         written.append(args.windows)
     if args.figure:
         from temflow.plots.apply import plot_track_classes
 
-        plot_track_classes(result.tracks, args.figure, title=Path(args.tracks).name)
+        title = ", ".join(Path(p).name for p in args.tracks)
+        plot_track_classes(tracks, args.figure, title=title)
         written.append(args.figure)
-    print("\n".join(cl.summary_lines(result)))
+    if args.fractions:
+        cl.write_csv(fractions, args.fractions)
+        written.append(args.fractions)
+    if args.fractions_figure:
+        from temflow.plots.apply import plot_class_fractions
+
+        plot_class_fractions(fractions, tracks, args.fractions_figure, group)
+        written.append(args.fractions_figure)
+    for path, result in zip(args.tracks, results, strict=True):
+        if several:
+            print(f"{path}:")
+        print("\n".join(cl.summary_lines(result)))
+    if fractions is not None:
+        for _, row in fractions.iterrows():
+            shares = ", ".join(
+                f"{c} {row[f'fraction_{c}']:.0%} [{row[f'fraction_{c}_low']:.0%}, "
+                f"{row[f'fraction_{c}_high']:.0%}]"
+                for c in cl.CLASSES
+            )
+            print(f"  {group} {row[group]}: {int(row.n_classified)} tracks; {shares}")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -154,8 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument(
         "tracks",
         type=Path,
+        nargs="+",
         help="CSV/Parquet with columns track_id (or trackpy's particle), frame, x, y; "
-        "or a MATLAB .mat array with columns x, y, id[, frame]",
+        "or a MATLAB .mat array with columns x, y, id[, frame]; several files are "
+        "several conditions (grouped by file name unless --group-by)",
+    )
+    cls.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="a column holding each track's condition (dose rate, temperature, liquid)",
+    )
+    cls.add_argument(
+        "--fractions",
+        type=Path,
+        help="per-group CSV: class counts, fractions with 95%% Wilson intervals, alpha "
+        "quartiles per class",
+    )
+    cls.add_argument(
+        "--fractions-figure",
+        type=Path,
+        help="figure: class fraction against the condition, alpha per class and condition",
     )
     cls.add_argument("-o", "--output", type=Path, required=True, help="per-track CSV to write")
     cls.add_argument("--windows", type=Path, help="also write a per-window CSV here")
@@ -184,10 +248,33 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--mat-variable", help="variable holding the tracks in a .mat file")
     cls.add_argument(
         "--localisation-precision",
+        metavar="SIGMA|auto|auto-track|COLUMN",
+        help="localisation error std in the units of x and y: a number; 'auto' to estimate "
+        "one value from all tracks of the file, 'auto-track' one per track (covariance-based "
+        "estimator, Vestergaard et al. 2014); or a per-localisation column of the file "
+        "(trackpy's 'ep'). Required by networks trained with monet.noise_input; reported "
+        "in the per-track CSV",
+    )
+    cls.add_argument(
+        "--subtract-drift",
+        action="store_true",
+        help="subtract each file's ensemble drift (stage drift, flow: the mean displacement of "
+        "all particles between consecutive frames, trackpy.compute_drift) before classifying",
+    )
+    cls.add_argument(
+        "--drift-smoothing-frames",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rolling mean of the drift over N frames (default 0: none)",
+    )
+    cls.add_argument(
+        "--exposure-time-frames",
         type=float,
-        metavar="SIGMA",
-        help="localisation error std in the units of x and y; required by networks trained "
-        "with monet.noise_input (ignored by others)",
+        default=0.0,
+        metavar="T",
+        help="camera exposure per frame in frame times (0..1; 1 = exposed the whole frame), "
+        "for the motion-blur term of --localisation-precision auto (default 0)",
     )
     cls.add_argument("--batch-size", type=int, default=256, help="windows per batch")
     cls.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="torch device")

@@ -273,6 +273,7 @@ TRAJ_SETTINGS = {
         "ctrw_alpha_range",
         "diffusion_range_px2_per_frame",
         "ctrw_waiting_time",
+        "exposure_time_range_frames",
         "noise_step_std",
     )
 }
@@ -322,6 +323,12 @@ def monet_task_setting(key):
     return setting
 
 
+def monet_task_training(wildcards):
+    """Params function: `monet.training` with the task's epochs from `monet.task_epochs`."""
+    epochs = MONET["task_epochs"].get(wildcards.task, MONET["training"]["epochs"])
+    return {**MONET["training"], "epochs": epochs}
+
+
 def monet_train_set(wildcards):
     return TRAJ_H5.format(set=MONET_TRAIN_SET[wildcards.task])
 
@@ -355,6 +362,7 @@ MONET_TARGETS = [
     results("eval", "monet_summary.csv"),
     results("figures", "monet_confusion.png"),
     results("figures", "monet_alpha.png"),
+    results("figures", "monet_reliability.png"),
 ]
 
 

@@ -20,7 +20,7 @@ rule monet_train:
         runtime=MONET["runtime_min"],
         gpu=TRAINING_GPUS,
     params:
-        training=MONET["training"],
+        training=monet_task_training,
         val_fraction=MONET["val_fraction"],
         combine_axes=MONET["combine_axes"],
         augment_noise_step_std=monet_task_setting("augment_noise_step_std"),
@@ -84,6 +84,12 @@ rule monet_report:
             caption="../report/monet_alpha.rst",
             category="MoNet",
             labels={"figure": "alpha regression"},
+        ),
+        reliability_png=report(
+            results("figures", "monet_reliability.png"),
+            caption="../report/monet_reliability.rst",
+            category="MoNet",
+            labels={"figure": "calibration"},
         ),
     log:
         log_path("monet_report"),

@@ -109,12 +109,18 @@ def _read_mat(path: Path, variable: str | None) -> pd.DataFrame:
 
 
 def read_tracks(
-    path: str | Path, fmt: str | None = None, mat_variable: str | None = None
+    path: str | Path,
+    fmt: str | None = None,
+    mat_variable: str | None = None,
+    extra_columns: tuple[str, ...] = (),
+    group_column: str | None = None,
 ) -> pd.DataFrame:
-    """Read a track file into a DataFrame with columns track_id, frame (int), x, y (float).
+    """Read a track file into a DataFrame with columns track_id, frame (int), x, y (float),
+    the numeric ``extra_columns`` (e.g. trackpy's per-localisation precision ``ep``) and
+    ``group_column`` as it is (a condition: dose rate, liquid).
 
     Raises TemflowError naming the file for an unreadable or empty file, missing columns,
-    non-integer frames and NaN or infinite positions.
+    non-integer frames and NaN or infinite positions or extra values.
     """
     path = Path(path)
     if not path.is_file():
@@ -144,10 +150,20 @@ def read_tracks(
             f"{path}: missing column(s) {', '.join(missing)}; expected track_id (or "
             f"trackpy's particle), frame, x, y; found {list(raw.columns)}"
         )
+    if group_column is not None and group_column not in raw.columns:
+        raise TemflowError(
+            f"{path}: no column {group_column!r} to group by; found {list(raw.columns)}"
+        )
+    absent = [c for c in extra_columns if c not in raw.columns]
+    if absent:
+        raise TemflowError(
+            f"{path}: no column {', '.join(map(repr, absent))} (asked for as a "
+            f"per-localisation value); found {list(raw.columns)}"
+        )
     if raw.empty:
         raise TemflowError(f"{path}: no rows (file has a header but no tracks)")
     out = pd.DataFrame({"track_id": raw[id_col].to_numpy()})
-    for col in ("x", "y", "frame"):
+    for col in ("x", "y", "frame", *extra_columns):
         values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
@@ -157,6 +173,8 @@ def read_tracks(
                 f"value(s) (first at data row {row}, track {raw[id_col].iloc[row]!r})"
             )
         out[col] = values
+    if group_column is not None:
+        out[group_column] = raw[group_column].to_numpy()
     if (out["frame"] != np.round(out["frame"])).any():
         raise TemflowError(f"{path}: column 'frame' must hold whole frame numbers")
     out["frame"] = out["frame"].astype(np.int64)
@@ -175,6 +193,7 @@ class Window:
     frame_start: int
     frame_end: int  # inclusive
     positions: np.ndarray  # (L, 2)
+    precision: np.ndarray | None = None  # (L,) per-localisation error std, if read
 
 
 @dataclass
@@ -208,11 +227,17 @@ def window_starts(n: int, length: int, stride: int) -> list[int]:
     return starts
 
 
-def cut_windows(tracks: pd.DataFrame, length: int, stride: int | None = None) -> list[TrackReport]:
+def cut_windows(
+    tracks: pd.DataFrame,
+    length: int,
+    stride: int | None = None,
+    precision_column: str | None = None,
+) -> list[TrackReport]:
     """Split every track into gap-free segments and windows of ``length`` frames.
 
     See the module docstring for the rules; one :class:`TrackReport` per track, in order
-    of first appearance in the file.
+    of first appearance in the file. ``precision_column``: each window also carries that
+    column's values (:attr:`Window.precision`).
     """
     if length < 2:
         raise TemflowError(f"window length: expected >= 2 frames, got {length}")
@@ -224,6 +249,7 @@ def cut_windows(tracks: pd.DataFrame, length: int, stride: int | None = None) ->
         g = group.sort_values("frame", kind="stable")
         frames = g["frame"].to_numpy()
         xy = g[["x", "y"]].to_numpy(dtype=np.float64)
+        ep = None if precision_column is None else g[precision_column].to_numpy(np.float64)
         rep = TrackReport(track_id, len(frames), int(frames[0]), int(frames[-1]))
         step = np.diff(frames)
         dup = step == 0
@@ -251,6 +277,7 @@ def cut_windows(tracks: pd.DataFrame, length: int, stride: int | None = None) ->
                         int(frames[i]),
                         int(frames[i + length - 1]),
                         xy[i : i + length],
+                        None if ep is None else ep[i : i + length],
                     )
                 )
         if not rep.windows:

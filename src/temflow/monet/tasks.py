@@ -16,9 +16,7 @@ from torch.nn import functional as F
 
 from temflow.errors import TemflowError
 from temflow.models.monet import MoNet
-from temflow.trajectories.ctrw import ctrw
-from temflow.trajectories.fbm import fbm
-from temflow.trajectories.io import CLASSES, TrajectorySet, simulate_classes
+from temflow.trajectories.io import CLASSES, TrajectorySet, simulate_classes, simulate_process
 
 #: Step std 1 (D = 0.5 px^2/frame): the unit of :func:`temflow.monet.data.inputs_of`.
 UNIT_STEP_DIFFUSION = 0.5
@@ -73,18 +71,16 @@ class MonetTask:
         Classifier: a new track of each item's class with a new alpha drawn uniformly
         from ``generator['fbm_alpha_range']`` / ``['ctrw_alpha_range']``, as the training
         sets were drawn. Regressors: a new FBM / CTRW track with the item's own alpha.
+        Motion blur as ``generator['exposure_time_range_frames']`` gives.
         ``generator`` is a ``trajectories`` config section (``ctrw_waiting_time`` too).
         """
         n = int(targets.shape[0])
-        waiting = generator.get("ctrw_waiting_time", "mittag_leffler")
+        diffusion = np.full(n, UNIT_STEP_DIFFUSION)
         if self.is_classifier:
-            out, _ = simulate_classes(
-                targets.numpy(), length, np.full(n, UNIT_STEP_DIFFUSION), generator, rng
-            )
-        elif self.process == "fbm":
-            out = fbm(n, length, targets.double().numpy(), UNIT_STEP_DIFFUSION, rng)
+            out, _ = simulate_classes(targets.numpy(), length, diffusion, generator, rng)
         else:
-            out = ctrw(n, length, targets.double().numpy(), UNIT_STEP_DIFFUSION, rng, waiting)
+            alpha = targets.double().numpy()
+            out = simulate_process(self.process, alpha, length, diffusion, generator, rng)
         return torch.from_numpy(out.astype(np.float32))
 
 

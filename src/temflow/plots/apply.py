@@ -75,3 +75,48 @@ def plot_overlay(
     ax.set_ylabel("y (A)")
     ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
     save_figure(fig, path, dpi=dpi, pdf=False)
+
+
+def plot_class_fractions(
+    fractions: pd.DataFrame,
+    tracks: pd.DataFrame,
+    path: str | Path,
+    group: str = "group",
+    dpi: int = 150,
+) -> None:
+    """Class fraction against the condition (left; 95 % Wilson intervals as error bars),
+    as the MoNet paper draws it against the electron dose rate, and the alpha of the FBM
+    and CTRW tracks per condition (right, box plots). ``fractions``:
+    :func:`temflow.apply.conditions.group_fractions`; ``tracks``: the per-track table."""
+    values = fractions[group].tolist()
+    numeric = pd.to_numeric(fractions[group], errors="coerce")
+    x = numeric.to_numpy(float) if numeric.notna().all() else np.arange(len(values))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    ax = axes[0]
+    for c in CLASSES:
+        f = fractions[f"fraction_{c}"].to_numpy()
+        err = [f - fractions[f"fraction_{c}_low"], fractions[f"fraction_{c}_high"] - f]
+        ax.errorbar(x, f, yerr=err, marker="o", capsize=3, color=COLOURS[c], label=c)
+    ax.set_xticks(x, [str(v) for v in values], rotation=30 if len(values) > 4 else 0)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(group)
+    ax.set_ylabel("fraction of tracks")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{int(fractions.n_classified.sum())} tracks classified", fontsize=9)
+    done = tracks[tracks.status == "classified"]
+    for ax, name in zip(axes[1:], ("fbm", "ctrw"), strict=True):
+        data = [
+            done.loc[(done[group] == v) & (done.predicted_class == name), "alpha"].to_numpy()
+            for v in values
+        ]
+        ax.boxplot(
+            [d if len(d) else [np.nan] for d in data],
+            tick_labels=[str(v) for v in values],
+            patch_artist=True,
+            boxprops={"facecolor": COLOURS[name]},
+        )
+        ax.set_xlabel(group)
+        ax.set_ylabel(r"$\alpha$")
+        ax.set_title(f"{name} tracks", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=dpi)

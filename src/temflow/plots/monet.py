@@ -72,3 +72,23 @@ def plot_alpha(
         ax.set_xlabel("true alpha range")
         ax.set_ylabel("MAE")
     save_figure(fig, path, dpi=dpi)
+
+
+def plot_reliability(
+    tables: dict[str, pd.DataFrame], eces: dict[str, float], path: str | Path, dpi: int = 150
+) -> None:
+    """Reliability diagram: accuracy against mean top-class probability per bin
+    (:func:`temflow.evaluation.calibration.reliability_table`), one curve per test set
+    (``tables``), the diagonal for a calibrated classifier, the ECE in the legend."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for name, table in tables.items():
+        full = table[table.n > 0]
+        ax.plot(full.confidence, full.accuracy, marker="o", label=f"{name}: ECE {eces[name]:.3f}")
+    ax.set_xlim(0.3, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean top-class probability")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=8)
+    ax.set_title("MoNet classifier calibration (held-out tracks)", fontsize=9)
+    save_figure(fig, path, dpi=dpi)

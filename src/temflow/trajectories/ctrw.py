@@ -62,11 +62,14 @@ def ctrw(
     diffusion: float | np.ndarray,
     rng: np.random.Generator,
     waiting_time: str = "mittag_leffler",
+    wait_scale: float = 1.0,
 ) -> np.ndarray:
     """``n`` 2-D CTRW trajectories of ``length`` frames, shape (n, length, 2).
 
-    ``alpha`` in (0, 1]; waiting times ``mittag_leffler`` or ``pareto``. Jump times are
-    drawn in vectorised chunks until every trajectory has passed the last frame.
+    ``alpha`` in (0, 1]; waiting times ``mittag_leffler`` or ``pareto``, multiplied by
+    ``wait_scale`` (in frames: ``wait_scale = s`` samples the walk of unit waits at
+    ``s`` instants per unit time, as the motion blur needs). Jump times are drawn in
+    vectorised chunks until every trajectory has passed the last frame.
     """
     length = check_length(length)
     a = as_batch(alpha, n, "ctrw alpha")
@@ -75,7 +78,13 @@ def ctrw(
     check_diffusion(d)
     if waiting_time not in WAITING_TIMES:
         raise TemflowError(f"waiting_time: expected one of {WAITING_TIMES}, got {waiting_time!r}")
-    draw = mittag_leffler_waits if waiting_time == "mittag_leffler" else pareto_waits
+    if not wait_scale > 0:
+        raise TemflowError(f"ctrw wait_scale: expected > 0, got {wait_scale:g}")
+    waits = mittag_leffler_waits if waiting_time == "mittag_leffler" else pareto_waits
+
+    def draw(a: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+        return waits(a, size, rng) if wait_scale == 1.0 else wait_scale * waits(a, size, rng)
+
     chunk = max(16, length // 4)
     times = np.cumsum(draw(a, chunk, rng), axis=1)
     # Keep drawing for the trajectories whose last jump is still inside the window.

@@ -20,6 +20,7 @@ import numpy as np
 from temflow.errors import TemflowError
 from temflow.io import atomic_path, software_versions
 from temflow.trajectories._checks import check_alpha, check_diffusion, check_length
+from temflow.trajectories.blur import SUBSTEPS_PER_FRAME, exposure_average, exposure_samples
 from temflow.trajectories.brownian import brownian
 from temflow.trajectories.ctrw import ctrw
 from temflow.trajectories.fbm import fbm
@@ -27,7 +28,14 @@ from temflow.trajectories.fbm import fbm
 CLASSES: tuple[str, ...] = ("brownian", "fbm", "ctrw")
 #: The generator parameters of the tracks beyond their class and length: what fresh
 #: (resimulated) training tracks depend on.
-GENERATOR_KEYS = ("fbm_alpha_range", "ctrw_alpha_range", "ctrw_waiting_time")
+GENERATOR_KEYS = (
+    "fbm_alpha_range",
+    "ctrw_alpha_range",
+    "ctrw_waiting_time",
+    "exposure_time_range_frames",
+)
+#: Tracks simulated at once with motion blur (its sub-steps multiply the memory).
+BLUR_CHUNK = 256
 KINDS = ("classify", "fbm", "ctrw")
 
 
@@ -56,6 +64,13 @@ def _range(params: Mapping[str, Any], key: str) -> tuple[float, float]:
     return low, high
 
 
+def exposure_range(params: Mapping[str, Any]) -> tuple[float, float]:
+    """The exposure time range in frame times; [0, 0] (no motion blur) when absent."""
+    if params.get("exposure_time_range_frames") is None:
+        return 0.0, 0.0
+    return _range(params, "exposure_time_range_frames")
+
+
 def check_params(params: Mapping[str, Any]) -> None:
     """Validate the physical ranges of a ``trajectories`` config section."""
     check_length(params["length"], "trajectories.length")
@@ -65,6 +80,12 @@ def check_params(params: Mapping[str, Any]) -> None:
     check_alpha(np.array([lo, hi]), 0.0, 1.0, True, "trajectories.ctrw_alpha_range")
     lo, hi = _range(params, "diffusion_range_px2_per_frame")
     check_diffusion(np.array([lo, hi]), "trajectories.diffusion_range_px2_per_frame")
+    lo, hi = exposure_range(params)
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise TemflowError(
+            f"trajectories.exposure_time_range_frames: expected 0 <= low <= high <= 1 frame "
+            f"time, got [{lo:g}, {hi:g}]"
+        )
     noise = float(params.get("noise_step_std", 0.0))
     if not 0.0 <= noise <= 1.0:
         raise TemflowError(f"trajectories.noise_step_std: expected 0..1 step std, got {noise:g}")
@@ -80,6 +101,67 @@ def add_localisation_noise(
     return positions + rng.standard_normal(positions.shape) * scale
 
 
+def _simulate(
+    name: str,
+    n: int,
+    length: int,
+    alpha: np.ndarray,
+    diffusion: np.ndarray,
+    waiting: str,
+    substeps: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``n`` tracks of class ``name`` sampled ``substeps`` times per frame time:
+    ``(n, length * substeps, 2)`` for ``substeps > 1`` (the process on the finer grid,
+    with the same D and waiting times per frame time), ``(n, length, 2)`` for 1."""
+    fine = length * substeps if substeps > 1 else length
+    if name == "brownian":
+        return brownian(n, fine, diffusion / substeps, rng)
+    if name == "fbm":
+        # MSD 2 D t^alpha on a grid of step 1/s: D per sub-step is D s^-alpha.
+        return fbm(n, fine, alpha, diffusion * float(substeps) ** -alpha, rng)
+    return ctrw(n, fine, alpha, diffusion, rng, waiting, wait_scale=float(substeps))
+
+
+def simulate_process(
+    name: str,
+    alpha: np.ndarray,
+    length: int,
+    diffusion: np.ndarray,
+    params: Mapping[str, Any],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Noiseless tracks ``(N, length, 2)`` of one class ``name`` with per-track ``alpha``
+    (ignored for Brownian motion) and ``diffusion``; ``params['ctrw_waiting_time']``
+    (default Mittag-Leffler) for CTRW.
+
+    Motion blur (:mod:`temflow.trajectories.blur`) when
+    ``params['exposure_time_range_frames']`` has a high end > 0: each track's exposure
+    time is drawn uniformly from it and each frame is the mean position over it."""
+    n = len(diffusion)
+    waiting = params.get("ctrw_waiting_time", "mittag_leffler")
+    t_lo, t_hi = exposure_range(params)
+    if t_hi <= 0:
+        return _simulate(name, n, length, alpha, diffusion, waiting, 1, rng)
+    substeps = SUBSTEPS_PER_FRAME
+    m = exposure_samples(rng.uniform(t_lo, t_hi, n), substeps)
+    positions = np.empty((n, length, 2))
+    for start in range(0, n, BLUR_CHUNK):
+        part = slice(start, start + BLUR_CHUNK)
+        fine = _simulate(
+            name,
+            len(diffusion[part]),
+            length,
+            alpha[part],
+            diffusion[part],
+            waiting,
+            substeps,
+            rng,
+        )
+        positions[part] = exposure_average(fine, m[part], substeps)
+    return positions
+
+
 def simulate_classes(
     label: np.ndarray,
     length: int,
@@ -90,24 +172,18 @@ def simulate_classes(
     """Noiseless tracks ``(N, length, 2)`` of the classes ``label`` (indices into
     :data:`CLASSES`) with per-track ``diffusion``, and their alphas (N,): 1 for Brownian
     motion, uniform on ``params['fbm_alpha_range']`` / ``params['ctrw_alpha_range']``
-    otherwise (``params['ctrw_waiting_time']``, default Mittag-Leffler, for CTRW)."""
+    otherwise; simulated by :func:`simulate_process` (motion blur included)."""
     n = len(label)
     alpha = np.ones(n)
     positions = np.empty((n, length, 2))
-    waiting = params.get("ctrw_waiting_time", "mittag_leffler")
     for cls, name in enumerate(CLASSES):
         sel = np.flatnonzero(label == cls)
         if sel.size == 0:
             continue
-        if name == "brownian":
-            positions[sel] = brownian(sel.size, length, diffusion[sel], rng)
-            continue
-        lo, hi = _range(params, f"{name}_alpha_range")
-        alpha[sel] = rng.uniform(lo, hi, sel.size)
-        if name == "fbm":
-            positions[sel] = fbm(sel.size, length, alpha[sel], diffusion[sel], rng)
-        else:
-            positions[sel] = ctrw(sel.size, length, alpha[sel], diffusion[sel], rng, waiting)
+        if name != "brownian":
+            lo, hi = _range(params, f"{name}_alpha_range")
+            alpha[sel] = rng.uniform(lo, hi, sel.size)
+        positions[sel] = simulate_process(name, alpha[sel], length, diffusion[sel], params, rng)
     return positions, alpha
 
 
@@ -140,6 +216,7 @@ def generate_set(
     waiting = params.get("ctrw_waiting_time", "mittag_leffler")
     positions = add_localisation_noise(positions, diffusion, noise, rng)
     attrs = {"kind": kind, "noise_step_std": noise, "waiting_time": waiting, "length": length}
+    attrs["exposure_time_range_frames"] = list(exposure_range(params))
     return TrajectorySet(positions, label, alpha, diffusion, int(seed), attrs)
 
 
