@@ -20,7 +20,12 @@ from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, class_counts, find_columns, gaussian_targets
 from temflow.hrtem.config import HrtemConfig, MicroscopeConfig, SampleConfig, SimulationConfig
 from temflow.hrtem.generate import generate_shard, make_image, shard_sizes
-from temflow.hrtem.microscope import MicroscopeParams, draw_output_sampling, sample_microscope
+from temflow.hrtem.microscope import (
+    MicroscopeParams,
+    draw_output_sampling,
+    sample_microscope,
+    scherzer_semiangle_mrad,
+)
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, open_dataset, write_shard
 from temflow.hrtem.simulate import (
@@ -848,3 +853,28 @@ def test_workflow_hrtem_shards(workflow_results, test_config):
             seeds.add(meta["seed"])
         assert len(seeds) == len(ds)
     assert (workflow_results / "figures" / "hrtem_examples.png").stat().st_size > 0
+
+
+def test_scherzer_limit_caps_the_aperture_and_changes_nothing_else():
+    """At 50 keV (lambda 0.05355 A) Scherzer's aperture (6 lambda / |Cs|)^(1/4) is 35.6 mrad
+    at 20 um, whatever the sign; every drawn aperture stays below it (and >= the range's
+    lo), and every other parameter is the one drawn without the limit."""
+    assert scherzer_semiangle_mrad(50e3, 20.0) == pytest.approx(35.602, abs=0.001)
+    assert scherzer_semiangle_mrad(50e3, -20.0) == scherzer_semiangle_mrad(50e3, 20.0)
+    assert scherzer_semiangle_mrad(50e3, 0.0) == float("inf")
+    limited = MicroscopeConfig.from_mapping({**MICROSCOPE, "semiangle_limit": "scherzer"})
+    free = MicroscopeConfig.from_mapping({**MICROSCOPE, "semiangle_limit": "none"})
+    capped = 0
+    for seed in range(200):
+        a = sample_microscope(limited, np.random.default_rng(seed))
+        b = sample_microscope(free, np.random.default_rng(seed))
+        cap = scherzer_semiangle_mrad(a.energy_eV, a.Cs_um)
+        lo, hi = MICROSCOPE["semiangle_cutoff_mrad"]
+        assert lo <= a.semiangle_cutoff_mrad <= max(lo, min(hi, cap)) + 1e-9
+        capped += b.semiangle_cutoff_mrad > cap
+        for key, value in a.as_dict().items():
+            if key != "semiangle_cutoff_mrad":
+                assert value == b.as_dict()[key], key
+    assert capped > 50  # the default ranges make the limit matter
+    with pytest.raises(TemflowError, match="hrtem.microscope.semiangle_limit: expected one of"):
+        MicroscopeConfig.from_mapping({**MICROSCOPE, "semiangle_limit": "loose"})

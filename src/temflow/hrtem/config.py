@@ -223,6 +223,10 @@ class SampleConfig:
         return _as_dict(self)
 
 
+#: ``hrtem.microscope.semiangle_limit``: cap the aperture at Scherzer's for the image's Cs.
+SEMIANGLE_LIMITS = ("scherzer", "none")
+
+
 @dataclass(frozen=True)
 class MicroscopeConfig:
     """``hrtem.microscope``: ranges [lo, hi] drawn per image (``lo == hi`` fixes a value).
@@ -254,6 +258,7 @@ class MicroscopeConfig:
     mtf_half_nyquist: Range
     mtf_power: Range
     frame_shift_A: Range
+    semiangle_limit: str
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any]) -> MicroscopeConfig:
@@ -268,9 +273,15 @@ class MicroscopeConfig:
         }
         for key in MICROSCOPE_LOWER_BOUNDS:
             values[key] = _numbers(v[key], f"{name}.{key}", "a range [lo, hi]", 2)
+        values["semiangle_limit"] = v["semiangle_limit"]
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.semiangle_limit not in SEMIANGLE_LIMITS:
+            raise TemflowError(
+                f"hrtem.microscope.semiangle_limit: expected one of {list(SEMIANGLE_LIMITS)}, "
+                f"got {self.semiangle_limit!r}"
+            )
         offsets = list(self.defocus_offsets_A)
         if len(offsets) == 0:
             raise TemflowError(

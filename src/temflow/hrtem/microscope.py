@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from abtem.core.energy import energy2wavelength
 
 from temflow.hrtem.config import MicroscopeConfig
 
@@ -64,9 +65,24 @@ RESIDUAL_KEYS: tuple[str, ...] = (
 )
 
 
+def scherzer_semiangle_mrad(energy_eV: float, Cs_um: float) -> float:
+    """The objective semi-angle (mrad) that Scherzer's condition allows for this Cs:
+    ``(6 lambda / |Cs|)^(1/4)``, the aperture at which the best defocus still keeps the
+    phase of the transfer function flat (Scherzer, J. Appl. Phys. 20, 20 (1949)); beyond it
+    the spherical-aberration phase grows as k^4 and delocalises the contrast, so no operator
+    images with a wider aperture. Infinite for Cs = 0."""
+    if Cs_um == 0:
+        return float("inf")
+    wavelength_A = float(energy2wavelength(energy_eV))
+    return 1e3 * (6 * wavelength_A / (abs(Cs_um) * 1e4)) ** 0.25
+
+
 def sample_microscope(config: MicroscopeConfig, rng: np.random.Generator) -> MicroscopeParams:
     """Draw one image's parameters from the ``hrtem.microscope`` ranges.
 
+    With ``semiangle_limit: scherzer`` the aperture is drawn uniformly up to the smaller of
+    its range's ``hi`` and :func:`scherzer_semiangle_mrad` of the image's Cs (never below
+    ``lo``), with one draw as without the limit, so every other value is unchanged.
     The residual aberrations and the angular spread are drawn after the other parameters,
     and a fixed range (``lo == hi``) draws nothing, so with them fixed the other values are
     the same as without them.
@@ -79,14 +95,24 @@ def sample_microscope(config: MicroscopeConfig, rng: np.random.Generator) -> Mic
     centre = uniform("defocus_centre_A")
     lo, hi = config.dose_e_per_A2
     dose = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if hi > lo else float(lo)
+    energy_eV = uniform("energy_keV") * 1e3
+    defoci_A = tuple(float(centre + o) for o in config.defocus_offsets_A)
+    cs_um = uniform("Cs_um")
+    astigmatism_A = uniform("astigmatism_A")
+    astigmatism_angle_rad = uniform("astigmatism_angle_rad")
+    focal_spread_A = uniform("focal_spread_A")
+    lo, hi = config.semiangle_cutoff_mrad
+    if config.semiangle_limit == "scherzer":
+        hi = max(lo, min(hi, scherzer_semiangle_mrad(energy_eV, cs_um)))
+    semiangle_mrad = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
     return MicroscopeParams(
-        energy_eV=uniform("energy_keV") * 1e3,
-        defoci_A=tuple(float(centre + o) for o in config.defocus_offsets_A),
-        Cs_um=uniform("Cs_um"),
-        astigmatism_A=uniform("astigmatism_A"),
-        astigmatism_angle_rad=uniform("astigmatism_angle_rad"),
-        focal_spread_A=uniform("focal_spread_A"),
-        semiangle_cutoff_mrad=uniform("semiangle_cutoff_mrad"),
+        energy_eV=energy_eV,
+        defoci_A=defoci_A,
+        Cs_um=cs_um,
+        astigmatism_A=astigmatism_A,
+        astigmatism_angle_rad=astigmatism_angle_rad,
+        focal_spread_A=focal_spread_A,
+        semiangle_cutoff_mrad=semiangle_mrad,
         dose_e_per_A2=dose,
         blur_sigma_A=uniform("blur_sigma_A"),
         mtf_floor=uniform("mtf_floor"),
