@@ -28,21 +28,11 @@ VIB = pd.DataFrame(
         "n_atoms": [10, 10, 10],
     }
 )
+HRTEM = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["hrtem"]
 SECTION = {
-    "sample": {
-        "field_of_view_A": [25.6, 25.6],
-        "s_vacancy_fraction": [0.05, 0.1],
-        "mo_vacancy_fraction": [0.0, 0.02],
-        "graphene_spacing_A": 3.3,
-        "vacuum_A": 1.0,
-        "contamination_thickness_A": [0, 0],
-        "contamination_sides": ["entrance", "exit"],
-        "contamination_density_g_per_cm3": 2.0,
-        "contamination_min_distance_A": 1.3,
-    },
-    "microscope": yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["hrtem"][
-        "microscope"
-    ],
+    # the default sample, with vacancies in every image and less vacuum
+    "sample": {**HRTEM["sample"], "s_vacancy_fraction": [0.05, 0.1], "vacuum_A": 1.0},
+    "microscope": HRTEM["microscope"],
     "simulation": {
         "n_configs": 2,
         "potential_sampling_A": 0.1,
