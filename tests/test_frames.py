@@ -13,7 +13,13 @@ from skimage.registration import phase_cross_correlation
 
 from temflow.errors import TemflowError
 from temflow.hrtem.config import HrtemConfig
-from temflow.hrtem.frames import draw_frame_shifts, reference_channel, shift_frames
+from temflow.hrtem.frames import (
+    draw_frame_rotations,
+    draw_frame_shifts,
+    reference_channel,
+    rotate_frames,
+    shift_frames,
+)
 from temflow.hrtem.generate import make_image
 from temflow.hrtem.registration import align_series, register_pair, register_series
 
@@ -149,3 +155,45 @@ def test_registration_recovers_known_shifts_across_defocus():
 def test_bad_frame_shift_names_the_key(value, match):
     with pytest.raises(TemflowError, match=match):
         config(frame_shift_A=value)
+
+
+def test_rotation_moves_content_about_the_centre_and_zero_changes_nothing():
+    h, w = 96, 96
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    spot = centre + np.array([20.0, 0.0])  # (x, y) px, right of the centre
+    blob = np.exp(-((xx - spot[0]) ** 2 + (yy - spot[1]) ** 2) / (2 * 2.0**2))
+    rotated = rotate_frames(np.stack([blob, blob]), np.array([0.0, 3.0]))
+    np.testing.assert_array_equal(rotated[0], blob)
+    found = np.array([(rotated[1] * xx).sum(), (rotated[1] * yy).sum()]) / rotated[1].sum()
+    theta = np.deg2rad(3.0)
+    expected = centre + 20.0 * np.array([np.cos(theta), np.sin(theta)])
+    np.testing.assert_allclose(found, expected, atol=0.01)
+    with pytest.raises(TemflowError, match="frame rotations"):
+        rotate_frames(np.stack([blob, blob]), np.array([1.0]))
+
+
+def test_drawn_rotations_are_applied_stored_and_bounded():
+    rng = np.random.default_rng(4)
+    angles = draw_frame_rotations((0.2, 0.5), 3, rng)
+    assert angles[1] == 0
+    assert np.all(np.abs(angles[[0, 2]]) >= 0.2) and np.all(np.abs(angles) <= 0.5)
+    still = config(frame_shift_A=[0.0, 0.0])
+    turned = config(frame_shift_A=[0.0, 0.0], frame_rotation_deg=[0.5, 1.0])
+    a = make_image(still, "bare", 7, VIB, CUTOFFS, noise=False)
+    b = make_image(turned, "bare", 7, VIB, CUTOFFS, noise=False)
+    stored = np.asarray(b.attrs["frame_rotation_deg"])
+    assert stored[1] == 0
+    assert np.all(np.abs(stored[[0, 2]]) >= 0.5) and np.all(np.abs(stored) <= 1.0)
+    assert b.attrs["frame_rotation_max_deg"] == pytest.approx(np.abs(stored).max())
+    assert a.attrs["frame_rotation_max_deg"] == 0
+    # the reference channel and everything else drawn are untouched; the others are turned
+    np.testing.assert_array_equal(a.images[1], b.images[1])
+    np.testing.assert_array_equal(a.columns, b.columns)
+    # rotation before the (isotropic) blur and MTF = after them, away from the wrapped edges
+    inner = (slice(10, -10), slice(10, -10))
+    expected = rotate_frames(a.images, stored)[0]
+    np.testing.assert_allclose(b.images[0][inner], expected[inner], atol=1e-4 * a.images.max())
+    assert np.abs(b.images[0] - a.images[0])[inner].max() > 0.01 * a.images.max()
+    with pytest.raises(TemflowError, match=r"hrtem.microscope.frame_rotation_deg=\[0, 5\]"):
+        config(frame_rotation_deg=[0, 5])

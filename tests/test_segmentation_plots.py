@@ -95,6 +95,7 @@ def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
                 "sampling_A": np.full(6, 0.2),
                 "contamination_total_thickness_A": np.zeros(6),
                 "frame_shift_max_A": rng.uniform(0, 0.5, 6),
+                "frame_rotation_max_deg": np.zeros(6),
             }
         )
 

@@ -61,7 +61,10 @@ MICROSCOPE_LOWER_BOUNDS: dict[str, float] = {
     "mtf_half_nyquist": 1e-9,
     "mtf_power": 1e-9,
     "frame_shift_A": 0.0,
+    "frame_rotation_deg": 0.0,
 }
+#: Largest frame rotation accepted, degrees: "a small rotation" between exposures.
+MAX_FRAME_ROTATION_DEG = 2.0
 
 
 def _is_number(value: Any) -> bool:
@@ -237,6 +240,8 @@ class MicroscopeConfig:
     ``frame_shift_A`` is the range of the drift of each frame against the reference
     (middle) channel, whose frame the labels are in (:mod:`temflow.hrtem.frames`); its
     ``hi`` may be at most a quarter of the field of view (checked by :class:`HrtemConfig`).
+    ``frame_rotation_deg`` is the range of each such frame's rotation magnitude, at most
+    ``MAX_FRAME_ROTATION_DEG``.
     """
 
     energy_keV: Range
@@ -258,6 +263,7 @@ class MicroscopeConfig:
     mtf_half_nyquist: Range
     mtf_power: Range
     frame_shift_A: Range
+    frame_rotation_deg: Range
     semiangle_limit: str
 
     @classmethod
@@ -281,6 +287,12 @@ class MicroscopeConfig:
             raise TemflowError(
                 f"hrtem.microscope.semiangle_limit: expected one of {list(SEMIANGLE_LIMITS)}, "
                 f"got {self.semiangle_limit!r}"
+            )
+        rotation = float(self.frame_rotation_deg[1])
+        if rotation > MAX_FRAME_ROTATION_DEG:
+            raise TemflowError(
+                f"hrtem.microscope.frame_rotation_deg={list(self.frame_rotation_deg)} deg: "
+                f"a frame rotation may be at most {MAX_FRAME_ROTATION_DEG:g} deg"
             )
         offsets = list(self.defocus_offsets_A)
         if len(offsets) == 0:

@@ -13,12 +13,23 @@ applied in Fourier space (:func:`scipy.ndimage.fourier_shift`) to the noise-free
 intensity, so the dose noise that follows is drawn afresh in every frame (not shifted).
 The simulated cell is periodic and tiled exactly by the pixels, so a Fourier shift is the
 image of the shifted periodic specimen.
+
+Optionally (``hrtem.microscope.frame_rotation_deg``, off by default) each non-reference
+channel is also rotated by a small angle about the image centre before its shift: a stage
+or image rotation between exposures. An angle ``theta`` moves the content at ``(x, y)``
+relative to the centre to ``R(theta) (x, y)`` (counter-clockwise for positive ``theta``
+with x along columns and y along rows). It is a cubic-spline interpolation with periodic
+edges (:func:`scipy.ndimage.affine_transform`): the rotated periodic cell is not periodic,
+so the corners mix in the opposite edge; columns within ``border_A`` are not scored.
+``temflow segment`` registers translations only (:mod:`temflow.hrtem.registration`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from scipy.ndimage import fourier_shift
+from scipy.ndimage import affine_transform, fourier_shift
 
 from temflow.errors import TemflowError
 
@@ -30,24 +41,74 @@ def reference_channel(n_channels: int) -> int:
     return n_channels // 2
 
 
+def _draw_per_frame(
+    range_: tuple[float, float],
+    n_channels: int,
+    rng: np.random.Generator,
+    orient: Callable[[float, np.random.Generator], np.ndarray],
+    width: int,
+) -> np.ndarray:
+    """(C, width): zero for the reference channel; each other channel ``orient(m, rng)`` for
+    a magnitude ``m`` uniform in ``range_`` (drawn before its orientation, channel by
+    channel). ``hi == 0`` returns zeros without drawing from ``rng``."""
+    lo, hi = (float(v) for v in range_)
+    out = np.zeros((n_channels, width))
+    if hi <= 0:
+        return out
+    ref = reference_channel(n_channels)
+    for c in range(n_channels):
+        if c != ref:
+            out[c] = orient(rng.uniform(lo, hi) if hi > lo else lo, rng)
+    return out
+
+
+def _in_uniform_direction(magnitude: float, rng: np.random.Generator) -> np.ndarray:
+    angle = rng.uniform(0.0, 2 * np.pi)
+    return magnitude * np.array([np.cos(angle), np.sin(angle)])
+
+
+def _with_random_sign(magnitude: float, rng: np.random.Generator) -> np.ndarray:
+    return np.array([magnitude if rng.random() < 0.5 else -magnitude])
+
+
 def draw_frame_shifts(
     range_A: tuple[float, float], n_channels: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Per-channel shifts (C, 2) = (dx, dy) in A: zero for the reference channel; each other
     channel's shift has a magnitude uniform in ``range_A`` = [lo, hi] and a uniform
     direction. ``hi == 0`` returns zeros without drawing from ``rng``."""
-    lo, hi = (float(v) for v in range_A)
-    shifts = np.zeros((n_channels, 2))
-    if hi <= 0:
-        return shifts
-    ref = reference_channel(n_channels)
-    for c in range(n_channels):
-        if c == ref:
+    return _draw_per_frame(range_A, n_channels, rng, _in_uniform_direction, 2)
+
+
+def draw_frame_rotations(
+    range_deg: tuple[float, float], n_channels: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Per-channel rotations (C,) in degrees: zero for the reference channel; each other
+    channel's magnitude uniform in ``range_deg`` = [lo, hi], its sign random. ``hi == 0``
+    returns zeros without drawing from ``rng``."""
+    return _draw_per_frame(range_deg, n_channels, rng, _with_random_sign, 1)[:, 0]
+
+
+def rotate_frames(images: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+    """``images`` (C, H, W) with channel ``c`` rotated by ``angles_deg[c]`` about the image
+    centre (see the module docstring for the sense). Zero angles come back unchanged."""
+    images = np.asarray(images, dtype=float)
+    angles_deg = np.asarray(angles_deg, dtype=float)
+    if images.ndim != 3 or angles_deg.shape != (images.shape[0],):
+        raise TemflowError(
+            f"frame rotations {angles_deg.shape} do not match a (C, H, W) series {images.shape}"
+        )
+    out = images.copy()
+    centre = (np.array(images.shape[1:]) - 1) / 2.0
+    for c, angle in enumerate(np.deg2rad(angles_deg)):
+        if angle == 0:
             continue
-        magnitude = rng.uniform(lo, hi) if hi > lo else lo
-        angle = rng.uniform(0.0, 2 * np.pi)
-        shifts[c] = magnitude * np.cos(angle), magnitude * np.sin(angle)
-    return shifts
+        cos, sin = np.cos(angle), np.sin(angle)
+        # output (row, col) -> input (row, col): the inverse rotation, in (y, x) order
+        matrix = np.array([[cos, -sin], [sin, cos]])
+        offset = centre - matrix @ centre
+        out[c] = affine_transform(images[c], matrix, offset, order=3, mode="grid-wrap")
+    return out
 
 
 def shift_frames(images: np.ndarray, shifts_A: np.ndarray, sampling_A: float) -> np.ndarray:
@@ -68,12 +129,17 @@ def shift_frames(images: np.ndarray, shifts_A: np.ndarray, sampling_A: float) ->
     return out
 
 
-def shift_attrs(shifts_A: np.ndarray) -> dict[str, object]:
-    """What a shard stores per image: per-channel ``frame_shift_x_A`` / ``frame_shift_y_A``,
-    the largest magnitude ``frame_shift_max_A`` (the F1-against-parameter value) and the
-    ``reference_channel``."""
+def shift_attrs(shifts_A: np.ndarray, rotations_deg: np.ndarray | None = None) -> dict[str, object]:
+    """What a shard stores per image: per-channel ``frame_shift_x_A`` / ``frame_shift_y_A``
+    and ``frame_rotation_deg``, the largest magnitudes ``frame_shift_max_A`` and
+    ``frame_rotation_max_deg`` (F1-against-parameter values) and the ``reference_channel``."""
     shifts_A = np.asarray(shifts_A, dtype=float)
+    if rotations_deg is None:
+        rotations_deg = np.zeros(len(shifts_A))
+    rotations_deg = np.asarray(rotations_deg, dtype=float)
     return {
+        "frame_rotation_deg": [float(v) for v in rotations_deg],
+        "frame_rotation_max_deg": float(np.abs(rotations_deg).max()),
         "frame_shift_x_A": [float(v) for v in shifts_A[:, 0]],
         "frame_shift_y_A": [float(v) for v in shifts_A[:, 1]],
         "frame_shift_max_A": float(np.hypot(shifts_A[:, 0], shifts_A[:, 1]).max()),

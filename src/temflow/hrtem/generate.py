@@ -14,7 +14,7 @@ from tqdm import tqdm
 from temflow.errors import TemflowError
 from temflow.hrtem.columns import CLASSES, find_columns
 from temflow.hrtem.config import HrtemConfig
-from temflow.hrtem.frames import draw_frame_shifts, shift_attrs
+from temflow.hrtem.frames import draw_frame_rotations, draw_frame_shifts, shift_attrs
 from temflow.hrtem.microscope import draw_output_sampling, sample_microscope
 from temflow.hrtem.samples import make_sample
 from temflow.hrtem.shards import ImageRecord, write_shard
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Key of the random stream (derived from the image seed) that draws the contamination.
 CONTAMINATION_STREAM = "contamination"
+#: Key of the frame rotations' own random stream (off by default: nothing else changes).
+FRAME_ROTATION_STREAM = "frame_rotation"
 
 
 def make_image(
@@ -49,8 +51,9 @@ def make_image(
     field ``(W * s, H * s)`` (:func:`~temflow.hrtem.simulate.image_field`, within half a
     pixel of ``hrtem.sample.field_of_view_A``). ``sampling_A``, ``image_shape_px`` (H, W)
     and ``field_of_view_A`` (Lx, Ly) are stored with the image's other parameters, and so
-    are the frame shifts drawn in ``hrtem.microscope.frame_shift_A``
-    (:func:`~temflow.hrtem.frames.shift_attrs`); the columns are in the frame of the
+    are the frame shifts and rotations drawn in ``hrtem.microscope.frame_shift_A`` and
+    ``frame_rotation_deg`` (:func:`~temflow.hrtem.frames.shift_attrs`; the rotations from
+    their own stream); the columns are in the frame of the
     unshifted reference (middle) channel.
     ``device`` is abTEM's (cpu|gpu, :func:`~temflow.hrtem.simulate.abtem_device_name`).
     """
@@ -68,6 +71,11 @@ def make_image(
     params = sample_microscope(hrtem.microscope, rng)
     phonon_seed = int(rng.integers(2**31 - 1))
     shifts = draw_frame_shifts(hrtem.microscope.frame_shift_A, len(params.defoci_A), rng)
+    rotations = draw_frame_rotations(
+        hrtem.microscope.frame_rotation_deg,
+        len(params.defoci_A),
+        np.random.default_rng(derive_seed(seed, FRAME_ROTATION_STREAM)),
+    )
     images = simulate_image(
         atoms,
         sigmas,
@@ -80,6 +88,7 @@ def make_image(
         rng=rng if noise else None,
         device=device,
         frame_shifts_A=shifts,
+        frame_rotations_deg=rotations,
     )
     columns = find_columns(atoms, sample.field_A)
     attrs: dict[str, Any] = {
@@ -90,7 +99,7 @@ def make_image(
         "seed": int(seed),
         "phonon_seed": phonon_seed,
         "n_configs": int(sim.n_configs),
-        **shift_attrs(shifts),
+        **shift_attrs(shifts, rotations),
         **sample.info,
     }
     return ImageRecord(

@@ -28,7 +28,7 @@ import numpy as np
 from ase import Atoms
 
 from temflow.errors import TemflowError
-from temflow.hrtem.frames import shift_frames
+from temflow.hrtem.frames import rotate_frames, shift_frames
 from temflow.hrtem.microscope import MicroscopeParams
 
 log = logging.getLogger(__name__)
@@ -446,6 +446,7 @@ def simulate_image(
     rng: np.random.Generator | None,
     device: str = "cpu",
     frame_shifts_A: np.ndarray | None = None,
+    frame_rotations_deg: np.ndarray | None = None,
 ) -> np.ndarray:
     """Focal series (n_defoci, H, W) float32 in the image frame, counts per pixel.
 
@@ -455,7 +456,9 @@ def simulate_image(
     most ``potential_sampling_A`` and FFT-friendly (:func:`potential_grid_sampling`).
     ``rng=None`` gives the noise-free expected counts. ``frame_shifts_A`` (n_defoci, 2):
     each channel's drift (dx, dy) in A (:func:`temflow.hrtem.frames.shift_frames`), applied
-    to the noise-free intensity before the detector, so the noise is not shifted.
+    to the noise-free intensity before the detector, so the noise is not shifted;
+    ``frame_rotations_deg`` (n_defoci,) rotates each channel about the image centre first
+    (:func:`temflow.hrtem.frames.rotate_frames`).
     """
     if not 0 < potential_sampling_A <= output_sampling_A:
         raise TemflowError(
@@ -486,6 +489,8 @@ def simulate_image(
         out_shape=(shape[1], shape[0]),
     )
     series = np.swapaxes(series, -1, -2)  # (x, y) -> (y, x) = (H, W)
+    if frame_rotations_deg is not None:
+        series = rotate_frames(series, frame_rotations_deg)
     if frame_shifts_A is not None:
         series = shift_frames(series, frame_shifts_A, output_sampling_A)
     return detector(series, output_sampling_A, params, rng)

@@ -29,4 +29,5 @@ IMAGE_PARAMETERS: dict[str, str] = {
     "sampling_A": "pixel size (A)",
     "contamination_total_thickness_A": "amorphous carbon, both sides (A)",
     "frame_shift_max_A": "largest frame shift against the reference channel (A)",
+    "frame_rotation_max_deg": "largest frame rotation against the reference channel (deg)",
 }
