@@ -19,7 +19,7 @@ channel is also rotated by a small angle about the image centre before its shift
 or image rotation between exposures. An angle ``theta`` moves the content at ``(x, y)``
 relative to the centre to ``R(theta) (x, y)`` (counter-clockwise for positive ``theta``
 with x along columns and y along rows). It is a cubic-spline interpolation with periodic
-edges (:func:`scipy.ndimage.affine_transform`): the rotated periodic cell is not periodic,
+edges (:func:`scipy.ndimage.rotate`): the rotated periodic cell is not periodic,
 so the corners mix in the opposite edge; columns within ``border_A`` are not scored.
 ``temflow segment`` registers translations only (:mod:`temflow.hrtem.registration`).
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.ndimage import affine_transform, fourier_shift
+from scipy.ndimage import fourier_shift, rotate
 
 from temflow.errors import TemflowError
 
@@ -99,15 +99,10 @@ def rotate_frames(images: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
             f"frame rotations {angles_deg.shape} do not match a (C, H, W) series {images.shape}"
         )
     out = images.copy()
-    centre = (np.array(images.shape[1:]) - 1) / 2.0
-    for c, angle in enumerate(np.deg2rad(angles_deg)):
-        if angle == 0:
-            continue
-        cos, sin = np.cos(angle), np.sin(angle)
-        # output (row, col) -> input (row, col): the inverse rotation, in (y, x) order
-        matrix = np.array([[cos, -sin], [sin, cos]])
-        offset = centre - matrix @ centre
-        out[c] = affine_transform(images[c], matrix, offset, order=3, mode="grid-wrap")
+    for c, angle in enumerate(angles_deg):
+        if angle != 0:
+            # scipy turns counter-clockwise as displayed (y down): R(-angle) in (x, y)
+            out[c] = rotate(images[c], -angle, reshape=False, order=3, mode="grid-wrap")
     return out
 
 
@@ -129,13 +124,11 @@ def shift_frames(images: np.ndarray, shifts_A: np.ndarray, sampling_A: float) ->
     return out
 
 
-def shift_attrs(shifts_A: np.ndarray, rotations_deg: np.ndarray | None = None) -> dict[str, object]:
+def shift_attrs(shifts_A: np.ndarray, rotations_deg: np.ndarray) -> dict[str, object]:
     """What a shard stores per image: per-channel ``frame_shift_x_A`` / ``frame_shift_y_A``
     and ``frame_rotation_deg``, the largest magnitudes ``frame_shift_max_A`` and
     ``frame_rotation_max_deg`` (F1-against-parameter values) and the ``reference_channel``."""
     shifts_A = np.asarray(shifts_A, dtype=float)
-    if rotations_deg is None:
-        rotations_deg = np.zeros(len(shifts_A))
     rotations_deg = np.asarray(rotations_deg, dtype=float)
     return {
         "frame_rotation_deg": [float(v) for v in rotations_deg],
