@@ -677,7 +677,10 @@ def test_segment_registers_the_frames(tmp_path, seg_models, capsys):
     printed = capsys.readouterr().out
     assert "frame shifts against channel 1 (dx, dy) A: (+0.310, -0.220)" in printed
     shifts = pd.read_csv(tmp_path / "cols_frame_shifts.csv")
-    assert list(shifts.columns) == ["image", "channel", "reference", "dx_A", "dy_A", "registered"]
+    assert list(shifts.columns) == [
+        "image", "channel", "reference", "dx_A", "dy_A", "rotation_deg", "registered"
+    ]  # fmt: skip
+    assert (shifts.rotation_deg == 0).all()  # no rotation searched by default
     assert shifts.reference.tolist() == [False, True, False] and shifts.registered.all()
     np.testing.assert_allclose(shifts[["dx_A", "dy_A"]].to_numpy(), truth, atol=0.1 * S)
     ref = tmp_path / "ref.csv"
@@ -690,6 +693,36 @@ def test_segment_registers_the_frames(tmp_path, seg_models, capsys):
     assert not unregistered.registered.any() and (unregistered[["dx_A", "dy_A"]] == 0).all(
         axis=None
     )
+
+
+def test_segment_registers_rotated_frames(tmp_path, seg_models, capsys):
+    """Channels 0 and 2 turned about the centre and drifted: ``--max-rotation 2`` finds
+    both within 0.05 deg and 0.1 px, prints and writes them, and the columns land where
+    the unmoved series has them; a negative limit is refused."""
+    from temflow.hrtem.frames import rotate_frames, shift_frames
+
+    clean = blob_series((90, 100), S)
+    angles = np.array([1.2, 0.0, -0.8])
+    truth = np.array([[0.21, -0.12], [0.0, 0.0], [-0.18, 0.23]])
+    moved = shift_frames(rotate_frames(clean, angles, mode="reflect"), truth, S)
+    np.save(tmp_path / "turned.npy", moved.astype(np.float32))
+    np.save(tmp_path / "clean.npy", clean)
+    out = tmp_path / "cols.csv"
+    args = seg_args(tmp_path / "turned.npy", out, seg_models["msdnet"], "--sampling", S)
+    assert run_cli(*args, "--max-rotation", "2") == 0
+    assert "frame rotations against channel 1 (deg): " in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "cols_frame_shifts.csv")
+    np.testing.assert_allclose(table.rotation_deg, angles, atol=0.05)
+    np.testing.assert_allclose(table[["dx_A", "dy_A"]].to_numpy(), truth, atol=0.1 * S)
+    ref = tmp_path / "ref.csv"
+    args = seg_args(tmp_path / "clean.npy", ref, seg_models["msdnet"], "--sampling", S)
+    assert run_cli(*args, "--no-register") == 0
+    got, want = pd.read_csv(out), pd.read_csv(ref)
+    assert len(got) == len(want) >= len(BLOBS_A)
+    np.testing.assert_allclose(got[["x_A", "y_A"]], want[["x_A", "y_A"]], atol=0.05)
+    args = seg_args(tmp_path / "clean.npy", ref, seg_models["msdnet"], "--sampling", S)
+    assert run_cli(*args, "--max-rotation", "-1") != 0
+    assert "--max-rotation must be >= 0 deg" in capsys.readouterr().err
 
 
 def _record(series: np.ndarray, sampling: float) -> ImageRecord:

@@ -136,6 +136,7 @@ def _segment(args: argparse.Namespace) -> int:
         model_path=model_path,
         register=not args.no_register,
         max_shift_A=args.max_shift,
+        max_rotation_deg=args.max_rotation,
     )
     from temflow.apply.classify import write_csv
 
@@ -168,6 +169,12 @@ def _segment(args: argparse.Namespace) -> int:
                 f"image {k}: frame shifts against channel {len(found) // 2} (dx, dy) A: "
                 + ", ".join(f"({dx:+.3f}, {dy:+.3f})" for dx, dy in found)
             )
+            if args.max_rotation > 0:
+                turned = (result.frame_rotations_deg or [])[k]
+                print(
+                    f"image {k}: frame rotations against channel {len(found) // 2} (deg): "
+                    + ", ".join(f"{a:+.3f}" for a in turned)
+                )
     else:
         print("frames not registered (--no-register)")
     print(
@@ -350,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.75,
         help="largest drift between two frames the registration searches, A (default "
         "0.75: below a quarter of the MoS2 lattice vector, so the lattice cannot alias it)",
+    )
+    seg.add_argument(
+        "--max-rotation",
+        type=float,
+        default=0.0,
+        help="also measure and undo a rotation of each frame about the image centre of at "
+        "most this many degrees (default 0: translations only, as in the training data)",
     )
     seg.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="torch device")
     seg.set_defaults(func=_segment)

@@ -11,8 +11,12 @@ the WHOLE image (zero mean, unit std — the training normalisation of
 find peaks per class map (:func:`temflow.evaluation.find_peaks_per_class`, as the
 workflow's evaluation does) and report them in the input's Angstrom frame
 (pixel ``[i, j]`` at ``x = j * s, y = i * s``), i.e. in the reference channel's frame.
-The shifts found are returned per image (:attr:`SegmentResult.frame_shifts_A`,
-:func:`frame_shift_table`).
+With ``max_rotation_deg > 0`` a rotation of each frame about the image centre is measured
+and undone too (:func:`temflow.hrtem.registration.register_series_rigid`; off by default,
+as the training data have none; its precision grows with the field: 0.2-0.6 deg on
+128-px frames, within 0.07 deg on 256 px, docs/2026-12-04-registration-bound.md).
+The shifts (and rotations) found are returned per image
+(:attr:`SegmentResult.frame_shifts_A`, :func:`frame_shift_table`).
 
 Tiles: the image is cut into cores of ``tile_px`` with a ``margin_px`` of context on each
 side; only the core of each tile's output is kept. With a margin of at least the
@@ -44,7 +48,12 @@ from temflow.apply.images import FocalSeries, resample
 from temflow.errors import TemflowError
 from temflow.evaluation import find_peaks_per_class
 from temflow.hrtem.frames import reference_channel
-from temflow.hrtem.registration import MAX_SHIFT_A, align_series, register_series
+from temflow.hrtem.registration import (
+    MAX_SHIFT_A,
+    align_series,
+    register_series,
+    register_series_rigid,
+)
 from temflow.segmentation.card import calibrated_threshold, card_sampling_range
 from temflow.segmentation.data import normalise
 from temflow.training import torch_device
@@ -107,6 +116,9 @@ class SegmentResult:
     #: measured and undone (zeros where registration was skipped)
     frame_shifts_A: list[np.ndarray] | None = None
     registered: bool = True
+    #: per image (C,) deg: each channel's rotation about the centre, measured and undone
+    #: (zeros unless ``max_rotation_deg > 0``)
+    frame_rotations_deg: list[np.ndarray] | None = None
 
     @property
     def n_resampled(self) -> int:
@@ -136,13 +148,17 @@ def segment_series(
     model_path: str | Path = "model",
     register: bool = True,
     max_shift_A: float = MAX_SHIFT_A,
+    max_rotation_deg: float = 0.0,
 ) -> SegmentResult:
     """Columns of every image of ``series``; see the module docstring.
 
     ``threshold`` None: the model card's calibrated peak threshold, else 0.5.
     ``register``: measure and undo the drift between the frames (search radius
-    ``max_shift_A``) before inference.
+    ``max_shift_A``) before inference, and with ``max_rotation_deg > 0`` a rotation of
+    at most that many degrees as well.
     """
+    if max_rotation_deg < 0:
+        raise TemflowError(f"--max-rotation must be >= 0 deg, got {max_rotation_deg}")
     if threshold is None:
         calibrated = calibrated_threshold(card)
         threshold = 0.5 if calibrated is None else calibrated
@@ -159,15 +175,20 @@ def segment_series(
                 f"{model_path} was trained on {channels}-image focal series"
             )
     trained = card_sampling_range(card, model_path)
-    images, samplings, shifts = [], [], []
+    images, samplings, shifts, rotations = [], [], [], []
     for n, (img, s_in) in enumerate(zip(series.images, series.sampling_A, strict=True)):
-        if register:
+        turned = np.zeros(img.shape[0])
+        if register and max_rotation_deg > 0:
+            found, turned = register_series_rigid(img, s_in, max_shift_A, max_rotation_deg)
+            img = align_series(img, found, s_in, turned).astype(np.float32)
+        elif register:
             found = register_series(img, s_in, max_shift_A)
             if np.any(found != 0):  # no drift found: the frames stay as given
                 img = align_series(img, found, s_in).astype(np.float32)
         else:
             found = np.zeros((img.shape[0], 2))
         shifts.append(found)
+        rotations.append(turned)
         s = model_sampling(s_in, trained)
         if not np.isclose(s, s_in, rtol=1e-9):
             log.info(
@@ -217,16 +238,20 @@ def segment_series(
         str(dev),
         shifts,
         register,
+        rotations,
     )
 
 
 def frame_shift_table(result: SegmentResult) -> pd.DataFrame:
     """One row per image and channel: image, channel, reference (bool), dx_A, dy_A (the
-    drift found against the reference channel and undone), registered (bool)."""
+    drift found against the reference channel and undone), rotation_deg (the rotation
+    about the centre found and undone; 0 unless searched), registered (bool)."""
     rows = []
-    for n, found in enumerate(result.frame_shifts_A or []):
+    shifts = result.frame_shifts_A or []
+    turns = result.frame_rotations_deg or [np.zeros(len(found)) for found in shifts]
+    for n, (found, turned) in enumerate(zip(shifts, turns, strict=True)):
         ref = reference_channel(len(found))
-        for c, (dx, dy) in enumerate(found):
+        for c, ((dx, dy), angle) in enumerate(zip(found, turned, strict=True)):
             rows.append(
                 {
                     "image": n,
@@ -234,11 +259,13 @@ def frame_shift_table(result: SegmentResult) -> pd.DataFrame:
                     "reference": c == ref,
                     "dx_A": float(dx),
                     "dy_A": float(dy),
+                    "rotation_deg": float(angle),
                     "registered": result.registered,
                 }
             )
     return pd.DataFrame(
-        rows, columns=["image", "channel", "reference", "dx_A", "dy_A", "registered"]
+        rows,
+        columns=["image", "channel", "reference", "dx_A", "dy_A", "rotation_deg", "registered"],
     )
 
 

@@ -21,7 +21,8 @@ relative to the centre to ``R(theta) (x, y)`` (counter-clockwise for positive ``
 with x along columns and y along rows). It is a cubic-spline interpolation with periodic
 edges (:func:`scipy.ndimage.rotate`): the rotated periodic cell is not periodic,
 so the corners mix in the opposite edge; columns within ``border_A`` are not scored.
-``temflow segment`` registers translations only (:mod:`temflow.hrtem.registration`).
+``temflow segment --max-rotation`` measures and undoes such rotations
+(:func:`temflow.hrtem.registration.register_series_rigid`).
 """
 
 from __future__ import annotations
@@ -89,9 +90,13 @@ def draw_frame_rotations(
     return _draw_per_frame(range_deg, n_channels, rng, _with_random_sign, 1)[:, 0]
 
 
-def rotate_frames(images: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+def rotate_frames(
+    images: np.ndarray, angles_deg: np.ndarray, mode: str = "grid-wrap"
+) -> np.ndarray:
     """``images`` (C, H, W) with channel ``c`` rotated by ``angles_deg[c]`` about the image
-    centre (see the module docstring for the sense). Zero angles come back unchanged."""
+    centre (see the module docstring for the sense). Zero angles come back unchanged.
+    ``mode`` fills what comes from outside the frame (:func:`scipy.ndimage.rotate`):
+    ``grid-wrap`` for a periodic simulated cell, ``reflect`` for a recorded frame."""
     images = np.asarray(images, dtype=float)
     angles_deg = np.asarray(angles_deg, dtype=float)
     if images.ndim != 3 or angles_deg.shape != (images.shape[0],):
@@ -102,7 +107,7 @@ def rotate_frames(images: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
     for c, angle in enumerate(angles_deg):
         if angle != 0:
             # scipy turns counter-clockwise as displayed (y down): R(-angle) in (x, y)
-            out[c] = rotate(images[c], -angle, reshape=False, order=3, mode="grid-wrap")
+            out[c] = rotate(images[c], -angle, reshape=False, order=3, mode=mode)
     return out
 
 

@@ -8,7 +8,9 @@ Two traps make plain cross-correlation of the raw frames unreliable:
   cross-power spectrum ``G F*`` of two frames is ``|F|^2 h(k) exp(-2 pi i k.s)`` with a
   real ``h`` of either sign, and its inverse transform can anti-correlate.
   :func:`register_pair` squares it: ``(G F*)^2 / |G F*| = |F|^2 |h| exp(-2 pi i k.2s)``
-  has one positive peak at **twice** the shift whatever the signs.
+  has one positive peak at **twice** the shift whatever the signs. (Weighting each
+  frequency by its signal-to-noise ratio instead was measured and is worse:
+  docs/2026-12-04-registration-bound.md.)
 * **A periodic lattice makes a shift ambiguous** by a lattice vector (3.16 A for MoS2, so
   by half of it after squaring) and nearly so by the Mo-S2 vector a/sqrt(3) = 1.83 A,
   which would swap the classes. The search is therefore restricted to shifts of at most
@@ -20,11 +22,10 @@ Two traps make plain cross-correlation of the raw frames unreliable:
 Only frequencies up to ``max_frequency_per_A`` (default 1.0 1/A) enter: a 50 keV
 objective aperture of 50 mrad passes 0.93 1/A, and the intensity above it is made only
 of non-linear interference terms (which differ between focal settings) and noise.
-Measured on simulated MoS2 series (docs/2026-12-02-focal-series-and-zero-point.md):
-astigmatic, non-linear images show an apparent shift between focal settings of up to
-about 0.4 px (40-50 A of two-fold astigmatism) with no drift at all; the method recovers a
-drift to within 0.1 px of what it reads on the same series without drift at doses above
-about 3000 e/A^2 on 128-px fields, and noise dominates below that.
+Astigmatic, non-linear images show an apparent shift between focal settings with no drift
+at all; registration aligns the patterns, not the atoms (the training data live with the
+same apparent shifts). Measured precision against the dose-noise bound:
+docs/2026-12-04-registration-bound.md.
 
 The peak is refined to ``1 / upsample`` of a pixel (of the doubled shift) by an upsampled
 DFT around it (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 33, 156 (2008), the method of
@@ -40,7 +41,7 @@ from scipy.ndimage import maximum_filter
 from scipy.signal.windows import tukey
 
 from temflow.errors import TemflowError
-from temflow.hrtem.frames import reference_channel, shift_frames
+from temflow.hrtem.frames import reference_channel, rotate_frames, shift_frames
 
 #: Default search radius of :func:`register_series`, A (see the module docstring).
 MAX_SHIFT_A = 0.75
@@ -69,7 +70,7 @@ def _upsampled_correlation(
     return np.real(ey @ spectrum @ ex) / (h * w), rows, cols
 
 
-def register_pair(
+def _register_pair(
     reference: np.ndarray,
     moving: np.ndarray,
     sampling_A: float,
@@ -78,9 +79,9 @@ def register_pair(
     window: bool = True,
     max_frequency_per_A: float | None = MAX_FREQUENCY_PER_A,
 ) -> np.ndarray:
-    """The shift (dx, dy) in A of ``moving`` relative to ``reference`` (two (H, W) frames,
-    possibly at different defocus), at most ``max_shift_A`` long (see the module
-    docstring for the method). ``window=False`` skips the edge taper (periodic frames)."""
+    """:func:`register_pair`'s shift and the coherence of its correlation peak: the
+    weighted mean of ``cos`` of the phase left over at every frequency (1 when the frames
+    are the same pattern shifted)."""
     reference = np.asarray(reference, dtype=float)
     moving = np.asarray(moving, dtype=float)
     if reference.shape != moving.shape or reference.ndim != 2:
@@ -115,7 +116,27 @@ def register_pair(
     i, j = np.unravel_index(int(np.argmax(masked)), corr.shape)
     fine, rows, cols = _upsampled_correlation(spectrum, np.array([dy[i], dx[j]]), 1.0, upsample)
     a, b = np.unravel_index(int(np.argmax(fine)), fine.shape)
-    return np.array([cols[b], rows[a]]) * sampling_A / 2
+    total = np.abs(spectrum).sum()
+    coherence = float(fine[a, b] * h * w / total) if total > 0 else 0.0
+    return np.array([cols[b], rows[a]]) * sampling_A / 2, coherence
+
+
+def register_pair(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    sampling_A: float,
+    max_shift_A: float = MAX_SHIFT_A,
+    upsample: int = 50,
+    window: bool = True,
+    max_frequency_per_A: float | None = MAX_FREQUENCY_PER_A,
+) -> np.ndarray:
+    """The shift (dx, dy) in A of ``moving`` relative to ``reference`` (two (H, W) frames,
+    possibly at different defocus), at most ``max_shift_A`` long (see the module
+    docstring for the method). ``window=False`` skips the edge taper (periodic frames)."""
+    shift, _ = _register_pair(
+        reference, moving, sampling_A, max_shift_A, upsample, window, max_frequency_per_A
+    )
+    return shift
 
 
 def register_series(
@@ -147,6 +168,94 @@ def register_series(
     return shifts
 
 
-def align_series(images: np.ndarray, shifts_A: np.ndarray, sampling_A: float) -> np.ndarray:
-    """Undo measured shifts: every channel moved back into the reference channel's frame."""
-    return shift_frames(images, -np.asarray(shifts_A, dtype=float), sampling_A)
+def estimate_rotation(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    sampling_A: float,
+    max_angle_deg: float,
+    max_shift_A: float = MAX_SHIFT_A,
+    max_size_px: int = 512,
+    mode: str = "reflect",
+) -> float:
+    """The rotation (deg, the sense of :func:`temflow.hrtem.frames.rotate_frames`) of
+    ``moving`` against ``reference``, at most ``max_angle_deg``.
+
+    ``moving`` is rotated back by every angle of a grid (a step that moves the corner of
+    the frame by half a pixel) and registered to ``reference`` (:func:`register_pair`);
+    the angle whose correlation peak is most coherent wins, refined by a parabola. Only
+    the central square of at most ``max_size_px`` is searched: a residual rotation shows
+    as a shift that grows with the distance from the centre, which a translation cannot
+    undo, so the coherence falls on both sides of the true angle."""
+    if not max_angle_deg > 0:
+        raise TemflowError(f"rotation search needs max_angle_deg > 0, got {max_angle_deg}")
+    reference = np.asarray(reference, dtype=float)
+    moving = np.asarray(moving, dtype=float)
+    n = min(min(reference.shape), max_size_px)
+    top, left = (reference.shape[0] - n) // 2, (reference.shape[1] - n) // 2
+    crop = (slice(top, top + n), slice(left, left + n))
+    ref, mov = reference[crop], moving[crop]
+    step = np.rad2deg(0.5 / (n / np.sqrt(2)))
+    n_steps = int(np.ceil(max_angle_deg / step))
+    angles = np.arange(-n_steps, n_steps + 1) * step
+
+    def coherence(angle: float) -> float:
+        back = rotate_frames(mov[None], np.array([-angle]), mode)[0]
+        return _register_pair(ref, back, sampling_A, max_shift_A, 10)[1]
+
+    scores = np.array([coherence(a) for a in angles])
+    i = int(np.argmax(scores))
+    best = float(angles[i])
+    if 0 < i < len(angles) - 1:
+        left_, mid, right = scores[i - 1 : i + 2]
+        curvature = left_ - 2 * mid + right
+        if curvature < 0:
+            best += step * 0.5 * (left_ - right) / curvature
+    return float(np.clip(best, -max_angle_deg, max_angle_deg))
+
+
+def register_series_rigid(
+    images: np.ndarray,
+    sampling_A: float,
+    max_shift_A: float = MAX_SHIFT_A,
+    max_rotation_deg: float = 2.0,
+    mode: str = "reflect",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shifts (C, 2) = (dx, dy) A and rotations (C,) deg of every channel of a focal series
+    against its reference channel, in the convention of :mod:`temflow.hrtem.frames` (the
+    content rotated about the centre, then shifted). Each channel's rotation is
+    :func:`estimate_rotation`; the channel rotated back (``mode`` fills its corners) is
+    registered by :func:`register_pair`, and that shift turned by the rotation."""
+    images = np.asarray(images, dtype=float)
+    if images.ndim != 3:
+        raise TemflowError(f"a focal series to register must be (C, H, W), got {images.shape}")
+    ref = reference_channel(images.shape[0])
+    shifts = np.zeros((images.shape[0], 2))
+    rotations = np.zeros(images.shape[0])
+    for c in range(images.shape[0]):
+        if c == ref:
+            continue
+        rotations[c] = estimate_rotation(
+            images[ref], images[c], sampling_A, max_rotation_deg, max_shift_A, mode=mode
+        )
+        back = rotate_frames(images[c][None], np.array([-rotations[c]]), mode)[0]
+        turned = register_pair(images[ref], back, sampling_A, max_shift_A)
+        theta = np.deg2rad(rotations[c])
+        turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+        shifts[c] = turn @ turned
+    return shifts, rotations
+
+
+def align_series(
+    images: np.ndarray,
+    shifts_A: np.ndarray,
+    sampling_A: float,
+    rotations_deg: np.ndarray | None = None,
+    mode: str = "reflect",
+) -> np.ndarray:
+    """Undo measured shifts (and rotations): every channel moved back into the reference
+    channel's frame (shifted back, then rotated back; ``mode`` as in
+    :func:`temflow.hrtem.frames.rotate_frames`)."""
+    out = shift_frames(images, -np.asarray(shifts_A, dtype=float), sampling_A)
+    if rotations_deg is not None and np.any(np.asarray(rotations_deg) != 0):
+        out = rotate_frames(out, -np.asarray(rotations_deg, dtype=float), mode)
+    return out
