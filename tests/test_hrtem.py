@@ -24,6 +24,7 @@ from temflow.hrtem.microscope import (
     MicroscopeParams,
     draw_output_sampling,
     sample_microscope,
+    scherzer_defocus_A,
     scherzer_semiangle_mrad,
 )
 from temflow.hrtem.samples import make_sample
@@ -343,10 +344,50 @@ def test_microscope_defaults_contain_seed_values():
     offsets = np.array(m["defocus_offsets_A"])
     centre = 20 - offsets[1]
     assert m["defocus_centre_A"][0] <= centre <= m["defocus_centre_A"][1]
+    assert m["defocus_scherzer_fraction"][0] == 0  # so the centre 20 A is drawn at any Cs
     assert list(centre + offsets) == [-30, 20, 70]
     assert m["dose_e_per_A2"][0] <= 1e2 and m["dose_e_per_A2"][1] >= 1e4
     p = sample_microscope(MicroscopeConfig.from_mapping(m), np.random.default_rng(0))
     assert np.all(np.diff(p.defoci_A) > 0) and m["dose_e_per_A2"][0] <= p.dose_e_per_A2
+
+
+def test_focal_series_centre_follows_the_scherzer_defocus_of_the_drawn_cs():
+    """Scherzer's defocus sign(Cs) sqrt(3/2 |Cs| lambda) is 107.14 A at 14.29 um and 50 keV
+    (an overfocus for negative Cs). A fixed fraction moves every focal series by exactly
+    that fraction of its image's Scherzer defocus and changes no other drawn value; a
+    drawn fraction stays in its range, with the centre's own draw in ``defocus_centre_A``;
+    a negative fraction is refused naming the key."""
+    lam = _wavelength_A(50e3)
+    assert scherzer_defocus_A(50e3, 14.29) == pytest.approx(np.sqrt(1.5 * 14.29e4 * lam), 1e-6)
+    assert scherzer_defocus_A(50e3, 14.29) == pytest.approx(107.14, abs=0.01)
+    assert scherzer_defocus_A(50e3, -14.29) == -scherzer_defocus_A(50e3, 14.29)
+    assert scherzer_defocus_A(50e3, 0.0) == 0.0
+    configs = {
+        f: MicroscopeConfig.from_mapping({**MICROSCOPE, "defocus_scherzer_fraction": [f, f]})
+        for f in (0.0, 1.0)
+    }
+    drawn = MicroscopeConfig.from_mapping({**MICROSCOPE, "defocus_scherzer_fraction": [0, 1]})
+    offsets = np.array(MICROSCOPE["defocus_offsets_A"])
+    fractions = []
+    for seed in range(100):
+        at_gauss, at_scherzer, free = (
+            sample_microscope(c, np.random.default_rng(seed))
+            for c in (configs[0.0], configs[1.0], drawn)
+        )
+        ds = scherzer_defocus_A(at_gauss.energy_eV, at_gauss.Cs_um)
+        assert at_scherzer.scherzer_defocus_A == ds and at_scherzer.defocus_scherzer_fraction == 1
+        np.testing.assert_allclose(np.subtract(at_scherzer.defoci_A, at_gauss.defoci_A), ds)
+        for key, value in at_gauss.as_dict().items():
+            if key not in ("defoci_A", "defocus_scherzer_fraction", "scherzer_defocus_A"):
+                assert value == at_scherzer.as_dict()[key] == free.as_dict()[key], key
+        f = free.defocus_scherzer_fraction
+        centre = np.array(free.defoci_A) - offsets - f * ds
+        np.testing.assert_allclose(centre, centre[0])
+        assert MICROSCOPE["defocus_centre_A"][0] <= centre[0] <= MICROSCOPE["defocus_centre_A"][1]
+        fractions.append(f)
+    assert 0 <= min(fractions) < 0.1 and 0.9 < max(fractions) <= 1
+    with pytest.raises(TemflowError, match=r"hrtem.microscope.defocus_scherzer_fraction must"):
+        MicroscopeConfig.from_mapping({**MICROSCOPE, "defocus_scherzer_fraction": [-0.5, 1]})
 
 
 # --- the corrected instrument: Cs in um, coma, three-fold astigmatism, spatial coherence --

@@ -45,6 +45,7 @@ def carbon_number_density_per_A3(density_g_per_cm3: float) -> float:
 MICROSCOPE_LOWER_BOUNDS: dict[str, float] = {
     "energy_keV": 1e-9,
     "defocus_centre_A": -np.inf,
+    "defocus_scherzer_fraction": 0.0,
     "Cs_um": -np.inf,
     "C21_nm": 0.0,
     "phi21_rad": -np.inf,
@@ -235,7 +236,8 @@ class MicroscopeConfig:
     """``hrtem.microscope``: ranges [lo, hi] drawn per image (``lo == hi`` fixes a value).
 
     Units: keV, A, um (``Cs_um``), nm (``C21_nm``, ``C23_nm``), rad, mrad, e/A^2; the MTF
-    terms are fractions. The focal series is the drawn ``defocus_centre_A`` plus
+    terms are fractions. The focal series is the drawn ``defocus_centre_A``, plus the drawn
+    ``defocus_scherzer_fraction`` of the image's Scherzer defocus, plus
     ``defocus_offsets_A`` (non-empty, strictly increasing).
     ``frame_shift_A`` is the range of the drift of each frame against the reference
     (middle) channel, whose frame the labels are in (:mod:`temflow.hrtem.frames`); its
@@ -247,6 +249,7 @@ class MicroscopeConfig:
     energy_keV: Range
     defocus_offsets_A: tuple[float, ...]
     defocus_centre_A: Range
+    defocus_scherzer_fraction: Range
     Cs_um: Range
     C21_nm: Range
     phi21_rad: Range

@@ -10,7 +10,7 @@ Two traps make plain cross-correlation of the raw frames unreliable:
   :func:`register_pair` squares it: ``(G F*)^2 / |G F*| = |F|^2 |h| exp(-2 pi i k.2s)``
   has one positive peak at **twice** the shift whatever the signs. (Weighting each
   frequency by its signal-to-noise ratio instead was measured and is worse:
-  docs/2026-12-04-registration-bound.md.)
+  docs/2026-12-06-registration-bound.md.)
 * **A periodic lattice makes a shift ambiguous** by a lattice vector (3.16 A for MoS2, so
   by half of it after squaring) and nearly so by the Mo-S2 vector a/sqrt(3) = 1.83 A,
   which would swap the classes. The search is therefore restricted to shifts of at most
@@ -25,7 +25,7 @@ of non-linear interference terms (which differ between focal settings) and noise
 Astigmatic, non-linear images show an apparent shift between focal settings with no drift
 at all; registration aligns the patterns, not the atoms (the training data live with the
 same apparent shifts). Measured precision against the dose-noise bound:
-docs/2026-12-04-registration-bound.md.
+docs/2026-12-06-registration-bound.md.
 
 The peak is refined to ``1 / upsample`` of a pixel (of the doubled shift) by an upsampled
 DFT around it (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 33, 156 (2008), the method of

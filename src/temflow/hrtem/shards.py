@@ -16,7 +16,8 @@ Layout of ``results/hrtem/{dataset}/shard_{k:04d}.h5``::
         attrs: sampling_A (this image's pixel size, A), image_shape_px (H, W),
                field_of_view_A (this image's field W*s, H*s), every microscope
                parameter (energy_eV, defoci_A, Cs_um, C21_nm, phi21_rad, C23_nm,
-               phi23_rad, angular_spread_mrad, ...), seed, phonon_seed, the frame
+               phi23_rad, angular_spread_mrad, defocus_scherzer_fraction,
+               scherzer_defocus_A, ...), seed, phonon_seed, the frame
                shifts (frame_shift_x_A, frame_shift_y_A per channel, frame_shift_max_A,
                reference_channel: the unshifted channel whose frame ``columns`` are in;
                :mod:`temflow.hrtem.frames`), and the sample's drawn values (rotation,
