@@ -85,6 +85,7 @@ def _with_parameters() -> dict[tuple[str, str], pd.DataFrame]:
                 # Dose falls as astigmatism rises: swapped columns would flip the signs.
                 "dose_e_per_A2": np.array([1e4, 5e3, 3e3, 1e3, 300.0, 100.0]),
                 "defocus_mean_A": rng.uniform(0, 40, 6),
+                "defocus_scherzer_fraction": rng.uniform(0, 1, 6),
                 "focal_spread_A": rng.uniform(10, 40, 6),
                 "Cs_um": rng.uniform(-20, 20, 6),
                 "C21_nm": rng.uniform(0, 50, 6),
@@ -139,7 +140,11 @@ def test_f1_parameters_name_the_tables_that_lack_them() -> None:
 
 
 def test_f1_by_parameter_figure(tmp_path) -> None:
-    plot_f1_by_parameter(_with_parameters(), tmp_path / "p.png", dpi=40)
+    """A panel per varying parameter; the constant ones (pixel size, contamination and
+    rotation here) get none."""
+    drawn = plot_f1_by_parameter(_with_parameters(), tmp_path / "p.png", dpi=40)
+    constant = {"sampling_A", "contamination_total_thickness_A", "frame_rotation_max_deg"}
+    assert set(drawn) == set(IMAGE_PARAMETERS) - constant
     assert (tmp_path / "p.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="dose_e_per_A2"):
         plot_f1_by_parameter(_tables(), tmp_path / "q.png", dpi=40)

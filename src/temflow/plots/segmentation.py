@@ -66,11 +66,15 @@ PARAMETER_PANELS_PER_ROW = 6
 
 def plot_f1_by_parameter(
     tables: Mapping[tuple[str, str], pd.DataFrame], path: str | Path, dpi: int = 150
-) -> None:
-    """Per-image (class) F1 against each of :func:`f1_parameters`: a block of rows per
-    substrate (at most :data:`PARAMETER_PANELS_PER_ROW` parameters a row), one series per
-    network, Spearman rho in the legend."""
-    params = f1_parameters(tables, list(IMAGE_PARAMETERS))
+) -> list[str]:
+    """Per-image (class) F1 against each of :func:`f1_parameters` that varies: a block of
+    rows per substrate (at most :data:`PARAMETER_PANELS_PER_ROW` parameters a row), one
+    series per network, Spearman rho in the legend. A parameter with one value in every
+    image (an option that is off) gets no panel; the figure's title names it with its
+    value. Returns the parameters drawn."""
+    every = f1_parameters(tables, list(IMAGE_PARAMETERS))
+    params = [p for p in every if any(t[p].nunique() > 1 for t in tables.values())] or every
+    fixed = {p: next(iter(tables.values()))[p].iloc[0] for p in every if p not in params}
     substrates = sorted(
         {s for _, s in tables},
         key=lambda s: list(SUBSTRATE_LABELS).index(s) if s in SUBSTRATE_LABELS else 99,
@@ -119,8 +123,15 @@ def plot_f1_by_parameter(
             axes[r * rows_per_substrate + row, 0].set_ylabel(
                 f"per-image F1\n{SUBSTRATE_LABELS.get(substrate, substrate)}", fontsize=8
             )
+    if fixed:
+        fig.suptitle(
+            "the same in every image: "
+            + ", ".join(f"{IMAGE_PARAMETERS[p]} {v:g}" for p, v in fixed.items()),
+            fontsize=9,
+        )
     fig.tight_layout()
     save_figure(fig, path, dpi=dpi)
+    return params
 
 
 def plot_detections(

@@ -18,7 +18,7 @@
 IMAGE_PARAMETERS: dict[str, str] = {
     "dose_e_per_A2": "dose (e/A$^2$)",
     "defocus_mean_A": "mean defocus of the focal series (A)",
-    "defocus_scherzer_fraction": "focal-series centre's share of the Scherzer defocus",
+    "defocus_scherzer_fraction": "centre focus / Scherzer defocus",
     "astigmatism_A": "astigmatism (A)",
     "Cs_um": "C$_s$ ($\\mu$m)",
     "C21_nm": "axial coma C$_{21}$ (nm)",
@@ -29,6 +29,6 @@ IMAGE_PARAMETERS: dict[str, str] = {
     "blur_sigma_A": "blur (A)",
     "sampling_A": "pixel size (A)",
     "contamination_total_thickness_A": "amorphous carbon, both sides (A)",
-    "frame_shift_max_A": "largest frame shift against the reference channel (A)",
-    "frame_rotation_max_deg": "largest frame rotation against the reference channel (deg)",
+    "frame_shift_max_A": "largest frame shift (A)",
+    "frame_rotation_max_deg": "largest frame rotation (deg)",
 }
