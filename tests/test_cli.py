@@ -659,6 +659,20 @@ def test_segment_column_on_tile_border(tmp_path, seg_models):
     assert d.min() < 0.05  # the border column is found at its place
 
 
+def assert_columns_of_the_clean_series(tmp_path, out, model):
+    """``out``'s columns are where ``segment --no-register`` finds them on
+    ``tmp_path/clean.npy`` (written to ``ref.csv``, whose path is returned)."""
+    ref = tmp_path / "ref.csv"
+    assert (
+        run_cli(*seg_args(tmp_path / "clean.npy", ref, model, "--sampling", S), "--no-register")
+        == 0
+    )
+    got, want = pd.read_csv(out), pd.read_csv(ref)
+    assert len(got) == len(want) >= len(BLOBS_A)
+    np.testing.assert_allclose(got[["x_A", "y_A"]], want[["x_A", "y_A"]], atol=0.05)
+    return ref
+
+
 def test_segment_registers_the_frames(tmp_path, seg_models, capsys):
     """Channels 0 and 2 drifted by known shifts: ``segment`` finds them within 0.1 px,
     prints them, writes them beside the columns, and finds the columns where the
@@ -683,12 +697,7 @@ def test_segment_registers_the_frames(tmp_path, seg_models, capsys):
     assert (shifts.rotation_deg == 0).all()  # no rotation searched by default
     assert shifts.reference.tolist() == [False, True, False] and shifts.registered.all()
     np.testing.assert_allclose(shifts[["dx_A", "dy_A"]].to_numpy(), truth, atol=0.1 * S)
-    ref = tmp_path / "ref.csv"
-    args = seg_args(tmp_path / "clean.npy", ref, seg_models["msdnet"], "--sampling", S)
-    assert run_cli(*args, "--no-register") == 0
-    got, want = pd.read_csv(out), pd.read_csv(ref)
-    assert len(got) == len(want) >= len(BLOBS_A)
-    np.testing.assert_allclose(got[["x_A", "y_A"]], want[["x_A", "y_A"]], atol=0.05)
+    assert_columns_of_the_clean_series(tmp_path, out, seg_models["msdnet"])
     unregistered = pd.read_csv(tmp_path / "ref_frame_shifts.csv")
     assert not unregistered.registered.any() and (unregistered[["dx_A", "dy_A"]] == 0).all(
         axis=None
@@ -714,12 +723,7 @@ def test_segment_registers_rotated_frames(tmp_path, seg_models, capsys):
     table = pd.read_csv(tmp_path / "cols_frame_shifts.csv")
     np.testing.assert_allclose(table.rotation_deg, angles, atol=0.05)
     np.testing.assert_allclose(table[["dx_A", "dy_A"]].to_numpy(), truth, atol=0.1 * S)
-    ref = tmp_path / "ref.csv"
-    args = seg_args(tmp_path / "clean.npy", ref, seg_models["msdnet"], "--sampling", S)
-    assert run_cli(*args, "--no-register") == 0
-    got, want = pd.read_csv(out), pd.read_csv(ref)
-    assert len(got) == len(want) >= len(BLOBS_A)
-    np.testing.assert_allclose(got[["x_A", "y_A"]], want[["x_A", "y_A"]], atol=0.05)
+    ref = assert_columns_of_the_clean_series(tmp_path, out, seg_models["msdnet"])
     args = seg_args(tmp_path / "clean.npy", ref, seg_models["msdnet"], "--sampling", S)
     assert run_cli(*args, "--max-rotation", "-1") != 0
     assert "--max-rotation must be >= 0 deg" in capsys.readouterr().err

@@ -8,7 +8,11 @@ compared with the stored one plus what the method reads on the noise-free unshif
 (``err_baseline``: the apparent shift between focal settings that astigmatic, non-linear
 images show without any drift, which the training labels already live with), in pixels
 (the larger axis), per dose range. ``bound_px`` is the Cramer-Rao bound of that channel's
-shift under Poisson dose noise (the larger axis's standard deviation).
+shift under Poisson dose noise (the larger axis's standard deviation). With
+``--rotation`` the config's ``frame_rotation_deg`` stays on, the still series has none,
+and both are registered by :func:`~temflow.hrtem.registration.register_series_rigid`
+(search up to ``MAX_FRAME_ROTATION_DEG``): ``rot_err_deg`` is the angle found less the
+still series' and the drawn one.
 
 Part 2 (``--results RUN``): the trained models of a finished run (RUN/models) on their
 validation shards (RUN/hrtem), mean per-image F1 of four versions of every series:
@@ -34,10 +38,10 @@ from tqdm import tqdm
 
 from bench.common import print_table, write_result
 from temflow.config import load_config
-from temflow.hrtem.config import HrtemConfig
+from temflow.hrtem.config import MAX_FRAME_ROTATION_DEG, HrtemConfig
 from temflow.hrtem.frames import draw_frame_shifts, shift_frames
 from temflow.hrtem.generate import make_image
-from temflow.hrtem.registration import align_series, register_series
+from temflow.hrtem.registration import align_series, register_series, register_series_rigid
 from temflow.md.vibrations import read_vibrations
 
 
@@ -82,12 +86,17 @@ def shift_bound_px(expected: np.ndarray, reference: int) -> np.ndarray:
     return np.stack([np.sqrt(np.diag(inv + inverse[reference])) for inv in inverse])
 
 
-def simulated_errors(config: dict, vibrations: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+def simulated_errors(
+    config: dict, vibrations: pd.DataFrame, n: int, seed: int, rotation: bool = False
+) -> pd.DataFrame:
     """Part 1: one row per simulated series and shifted channel."""
-    hr = config["hrtem"]
+    hr = copy.deepcopy(config["hrtem"])
+    if not rotation:
+        hr["microscope"]["frame_rotation_deg"] = [0.0, 0.0]
     shifted_cfg = HrtemConfig.from_mapping(hr)
     still = copy.deepcopy(hr)
     still["microscope"]["frame_shift_A"] = [0.0, 0.0]
+    still["microscope"]["frame_rotation_deg"] = [0.0, 0.0]
     still_cfg = HrtemConfig.from_mapping(still)
     cutoffs = config["md"]["cutoffs_A"]
     rows = []
@@ -99,8 +108,17 @@ def simulated_errors(config: dict, vibrations: pd.DataFrame, n: int, seed: int) 
         truth = _shifts(a)
         reference = a.attrs["reference_channel"]
         bound = shift_bound_px(expected_counts(b), reference)
-        found = register_series(a.images, s)
-        baseline = register_series(b.images, s)
+        turned = np.asarray(a.attrs["frame_rotation_deg"])
+        if rotation:
+            found, angles = register_series_rigid(
+                a.images, s, max_rotation_deg=MAX_FRAME_ROTATION_DEG, mode="grid-wrap"
+            )
+            baseline, base_angles = register_series_rigid(
+                b.images, s, max_rotation_deg=MAX_FRAME_ROTATION_DEG, mode="grid-wrap"
+            )
+        else:
+            found, baseline = register_series(a.images, s), register_series(b.images, s)
+            angles = base_angles = np.zeros(len(found))
         for c in np.flatnonzero(np.any(truth != 0, axis=1)):
             rows.append(
                 {
@@ -111,6 +129,9 @@ def simulated_errors(config: dict, vibrations: pd.DataFrame, n: int, seed: int) 
                     "err_baseline_px": float(np.abs(found[c] - baseline[c] - truth[c]).max() / s),
                     "apparent_px": float(np.abs(baseline[c]).max() / s),
                     "bound_px": float(bound[c].max()),
+                    "image_px": int(a.images.shape[-1]),
+                    "rotation_deg": float(turned[c]),
+                    "rot_err_deg": float(angles[c] - base_angles[c] - turned[c]),
                 }
             )
     return pd.DataFrame(rows)
@@ -190,6 +211,9 @@ def main() -> None:
     ap.add_argument("--n-configs", type=int, default=None, help="override n_configs (part 1)")
     ap.add_argument("--results", type=Path, help="a finished run's results_dir (part 2)")
     ap.add_argument("--shift-range", type=float, nargs=2, default=None)
+    ap.add_argument(
+        "--rotation", action="store_true", help="part 1 with the config's frame rotations"
+    )
     ap.add_argument("--seed", type=int, default=7000)
     ap.add_argument("--name", default="frame_registration")
     args = ap.parse_args()
@@ -198,7 +222,9 @@ def main() -> None:
     if args.n_sim:
         if args.n_configs:
             config["hrtem"]["simulation"]["n_configs"] = args.n_configs
-        errors = simulated_errors(config, read_vibrations(args.vibrations), args.n_sim, args.seed)
+        errors = simulated_errors(
+            config, read_vibrations(args.vibrations), args.n_sim, args.seed, args.rotation
+        )
         bins = pd.cut(errors.dose_e_per_A2, [0, 300, 1000, 3000, 1e9]).astype(str)
         errors["dose_bin"] = bins
         frames = [errors, errors.assign(dose_bin="all")]
@@ -217,6 +243,8 @@ def main() -> None:
                     lambda v: (v[errors.loc[v.index, "bound_px"] < 0.05] < 0.1).mean(),
                 ),
                 apparent_median=("apparent_px", "median"),
+                rot_err_abs_median_deg=("rot_err_deg", lambda v: v.abs().median()),
+                rot_err_abs_max_deg=("rot_err_deg", lambda v: v.abs().max()),
             )
             .reset_index()
         )
