@@ -471,13 +471,15 @@ def test_angular_spread_damps_the_transfer_at_the_aperture_edge():
     assert len(set(np.round(wide[:, n_k, 0], 4))) == 3
 
 
-def test_residual_aberrations_are_drawn_last_and_stored(tmp_path):
-    """Fixed residual ranges draw nothing: every other parameter is what it is without them.
-    Drawn ones lie in their ranges and are stored with the image."""
-    fixed = {**MICROSCOPE, "C21_nm": [0, 0], "C23_nm": [0, 0], "phi21_rad": [0, 0]}
+def test_residual_aberrations_are_drawn_after_the_others_and_stored(tmp_path):
+    """Fixed residual ranges draw nothing: every other parameter is what it is without them
+    (the Scherzer fraction, drawn after them, fixed here). Drawn ones lie in their ranges
+    and are stored with the image."""
+    base = {**MICROSCOPE, "defocus_scherzer_fraction": [0.5, 0.5]}
+    fixed = {**base, "C21_nm": [0, 0], "C23_nm": [0, 0], "phi21_rad": [0, 0]}
     fixed.update(phi23_rad=[0, 0], angular_spread_mrad=[0.2, 0.2])
     a = sample_microscope(MicroscopeConfig.from_mapping(fixed), np.random.default_rng(3))
-    b = sample_microscope(MicroscopeConfig.from_mapping(MICROSCOPE), np.random.default_rng(3))
+    b = sample_microscope(MicroscopeConfig.from_mapping(base), np.random.default_rng(3))
     residual = ("C21_nm", "phi21_rad", "C23_nm", "phi23_rad", "angular_spread_mrad")
     for key, value in a.as_dict().items():
         if key not in residual:

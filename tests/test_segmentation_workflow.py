@@ -71,14 +71,22 @@ def test_evaluation_tables(workflow_results, test_config) -> None:
                 "focal_spread_A",
             ):
                 assert table[param].between(*microscope[param]).all(), param
+            assert (
+                table["defocus_scherzer_fraction"]
+                .between(*microscope["defocus_scherzer_fraction"])
+                .all()
+            )
             shift = float(np.mean(microscope["defocus_offsets_A"]))
             centre_lo, centre_hi = microscope["defocus_centre_A"]
-            assert table["defocus_mean_A"].between(centre_lo + shift, centre_hi + shift).all()
             # Each row carries its own image's parameters (not another image's).
             for _, row in table.iterrows():
                 _, _, meta = ds_by_name[row["file"]][int(row["index"])]
                 assert row["astigmatism_A"] == pytest.approx(meta["astigmatism_A"], abs=1e-4)
                 assert row["defocus_mean_A"] == pytest.approx(np.mean(meta["defoci_A"]), abs=1e-4)
+                # The centre is the drawn one plus the drawn share of Scherzer's defocus.
+                centre = row["defocus_mean_A"] - shift
+                centre -= row["defocus_scherzer_fraction"] * meta["scherzer_defocus_A"]
+                assert centre_lo - 1e-4 <= centre <= centre_hi + 1e-4
             # Matching whatever the class can only find more pairs than by class.
             assert (table["f1_any_class"] >= table["f1"] - 1e-9).all()
             for col in ("precision", "recall", "f1", "f1_Mo", "f1_S2", "f1_S1"):
