@@ -13,8 +13,8 @@ workflow's evaluation does) and report them in the input's Angstrom frame
 (pixel ``[i, j]`` at ``x = j * s, y = i * s``), i.e. in the reference channel's frame.
 With ``max_rotation_deg > 0`` a rotation of each frame about the image centre is measured
 and undone too (:func:`temflow.hrtem.registration.register_series_rigid`; off by default,
-as the training data have none; its precision grows with the field: median 0.1-0.3 deg
-on 128-px simulated frames, 0.02-0.08 deg on 256 px, docs/2026-12-06-registration-bound.md).
+as the training data have none; its precision grows with the field searched, at most
+the central 512 px: docs/2026-12-06-registration-bound.md).
 The shifts (and rotations) found are returned per image
 (:attr:`SegmentResult.frame_shifts_A`, :func:`frame_shift_table`).
 

@@ -8,9 +8,7 @@ Two traps make plain cross-correlation of the raw frames unreliable:
   cross-power spectrum ``G F*`` of two frames is ``|F|^2 h(k) exp(-2 pi i k.s)`` with a
   real ``h`` of either sign, and its inverse transform can anti-correlate.
   :func:`register_pair` squares it: ``(G F*)^2 / |G F*| = |F|^2 |h| exp(-2 pi i k.2s)``
-  has one positive peak at **twice** the shift whatever the signs. (Weighting each
-  frequency by its signal-to-noise ratio instead was measured and is worse:
-  docs/2026-12-06-registration-bound.md.)
+  has one positive peak at **twice** the shift whatever the signs.
 * **A periodic lattice makes a shift ambiguous** by a lattice vector (3.16 A for MoS2, so
   by half of it after squaring) and nearly so by the Mo-S2 vector a/sqrt(3) = 1.83 A,
   which would swap the classes. The search is therefore restricted to shifts of at most
@@ -78,7 +76,7 @@ def _register_pair(
     upsample: int = 50,
     window: bool = True,
     max_frequency_per_A: float | None = MAX_FREQUENCY_PER_A,
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
     """:func:`register_pair`'s shift and the coherence of its correlation peak: the
     weighted mean of ``cos`` of the phase left over at every frequency (1 when the frames
     are the same pattern shifted)."""

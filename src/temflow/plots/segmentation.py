@@ -73,8 +73,9 @@ def plot_f1_by_parameter(
     image (an option that is off) gets no panel; the figure's title names it with its
     value. Returns the parameters drawn."""
     every = f1_parameters(tables, list(IMAGE_PARAMETERS))
-    params = [p for p in every if any(t[p].nunique() > 1 for t in tables.values())] or every
-    fixed = {p: next(iter(tables.values()))[p].iloc[0] for p in every if p not in params}
+    values = {p: pd.concat([t[p] for t in tables.values()]) for p in every}
+    params = [p for p in every if values[p].nunique() > 1] or every
+    fixed = {p: values[p].iloc[0] for p in every if p not in params}
     substrates = sorted(
         {s for _, s in tables},
         key=lambda s: list(SUBSTRATE_LABELS).index(s) if s in SUBSTRATE_LABELS else 99,

@@ -18,7 +18,7 @@
 IMAGE_PARAMETERS: dict[str, str] = {
     "dose_e_per_A2": "dose (e/A$^2$)",
     "defocus_mean_A": "mean defocus of the focal series (A)",
-    "defocus_scherzer_fraction": "centre focus / Scherzer defocus",
+    "defocus_scherzer_fraction": "Scherzer fraction f of the focus shift",
     "astigmatism_A": "astigmatism (A)",
     "Cs_um": "C$_s$ ($\\mu$m)",
     "C21_nm": "axial coma C$_{21}$ (nm)",
