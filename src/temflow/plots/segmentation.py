@@ -130,7 +130,8 @@ def plot_f1_by_parameter(
             + ", ".join(f"{IMAGE_PARAMETERS[p]} {v:g}" for p, v in fixed.items()),
             fontsize=9,
         )
-    fig.tight_layout()
+    # Keep 0.3 inch at the top for the title.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight() if fixed else 1))
     save_figure(fig, path, dpi=dpi)
     return params
 
