@@ -82,11 +82,12 @@ def test_evaluation_tables(workflow_results, test_config) -> None:
             for _, row in table.iterrows():
                 _, _, meta = ds_by_name[row["file"]][int(row["index"])]
                 assert row["astigmatism_A"] == pytest.approx(meta["astigmatism_A"], abs=1e-4)
-                assert row["defocus_mean_A"] == pytest.approx(np.mean(meta["defoci_A"]), abs=1e-4)
+                # The CSV keeps 6 significant digits; focal centres now pass 100 A.
+                assert row["defocus_mean_A"] == pytest.approx(np.mean(meta["defoci_A"]), rel=1e-5)
                 # The centre is the drawn one plus the drawn share of Scherzer's defocus.
                 centre = row["defocus_mean_A"] - shift
                 centre -= row["defocus_scherzer_fraction"] * meta["scherzer_defocus_A"]
-                assert centre_lo - 1e-4 <= centre <= centre_hi + 1e-4
+                assert centre_lo - 1e-3 <= centre <= centre_hi + 1e-3
             # Matching whatever the class can only find more pairs than by class.
             assert (table["f1_any_class"] >= table["f1"] - 1e-9).all()
             for col in ("precision", "recall", "f1", "f1_Mo", "f1_S2", "f1_S1"):
