@@ -42,6 +42,7 @@ from temflow.hrtem.config import MAX_FRAME_ROTATION_DEG, HrtemConfig
 from temflow.hrtem.frames import draw_frame_shifts, shift_frames
 from temflow.hrtem.generate import make_image
 from temflow.hrtem.registration import align_series, register_series, register_series_rigid
+from temflow.hrtem.simulate import detector_mtf
 from temflow.md.vibrations import read_vibrations
 
 
@@ -53,13 +54,13 @@ def expected_counts(record) -> np.ndarray:
     """The noise-free record's expected counts per pixel before the detector MTF (C, H, W):
     the Poisson means (the MTF acts on the counts and is invertible, its floor > 0)."""
     a = record.attrs
-    s = a["sampling_A"]
-    h, w = record.images.shape[-2:]
-    k = np.hypot(np.fft.fftfreq(h, s)[:, None], np.fft.fftfreq(w, s)[None, :])
-    f = k * s / 0.5
-    mtf = (1 - a["mtf_floor"]) / (1 + (f / a["mtf_half_nyquist"]) ** a["mtf_power"]) + a[
-        "mtf_floor"
-    ]
+    mtf = detector_mtf(
+        record.images.shape[-2:],
+        a["sampling_A"],
+        a["mtf_floor"],
+        a["mtf_half_nyquist"],
+        a["mtf_power"],
+    )
     spectrum = np.fft.fft2(record.images.astype(float)) / mtf
     return np.clip(np.real(np.fft.ifft2(spectrum)), 1e-9, None)
 

@@ -367,6 +367,15 @@ def _frequencies(shape: tuple[int, int], sampling_A: float) -> np.ndarray:
     return np.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
 
 
+def detector_mtf(
+    shape: tuple[int, int], sampling_A: float, floor: float, half_nyquist: float, power: float
+) -> np.ndarray:
+    """The detector MTF on the (H, W) FFT grid of an image at ``sampling_A``:
+    ``(1 - floor) / (1 + (f / half) ** power) + floor``, ``f`` the fraction of Nyquist."""
+    f = _frequencies(shape, sampling_A) * sampling_A / 0.5  # fraction of Nyquist
+    return (1 - floor) / (1 + (f / half_nyquist) ** power) + floor
+
+
 def detector(
     images: np.ndarray,
     sampling_A: float,
@@ -385,9 +394,13 @@ def detector(
     expected = np.clip(np.real(np.fft.ifft2(spectrum)), 0, None)
     expected = expected * params.dose_e_per_A2 * sampling_A**2
     counts = rng.poisson(expected).astype(float) if rng is not None else expected
-    f = k * sampling_A / 0.5  # fraction of Nyquist
-    mtf = (1 - params.mtf_floor) / (1 + (f / params.mtf_half_nyquist) ** params.mtf_power)
-    mtf = mtf + params.mtf_floor
+    mtf = detector_mtf(
+        images.shape[-2:],
+        sampling_A,
+        params.mtf_floor,
+        params.mtf_half_nyquist,
+        params.mtf_power,
+    )
     return np.real(np.fft.ifft2(np.fft.fft2(counts) * mtf)).astype(np.float32)
 
 
