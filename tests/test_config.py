@@ -209,3 +209,58 @@ def test_nested_config_strings_get_the_schema_types(schema):
     assert describe_config_error(
         parse_string_values({"md": {"temperature_K": "hot"}}, schema), SCHEMA_PATH
     ).startswith("config error at md.temperature_K: 'hot' is not of type 'number'")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"val_bare_carbon": {"sample": {"contamination_thickness_A": [5, 1]}}},
+            "hrtem.datasets.val_bare_carbon (its own sample/microscope): "
+            "hrtem.sample.contamination_thickness_A must be",
+        ),
+        (
+            {"val_bare_carbon": {"microscope": {"dose_per_A2": [1, 2]}}},
+            "hrtem.datasets.val_bare_carbon.microscope: unknown key(s) ['dose_per_A2']",
+        ),
+    ],
+)
+def test_snakemake_stops_on_a_bad_dataset_override(tmp_path: Path, test_config, change, message):
+    """A dataset's own sample/microscope values are checked as the shared ones are, before
+    any job, with one line naming the dataset; nothing is written."""
+    config = yaml.safe_load(yaml.safe_dump(test_config))
+    for name, entry in change.items():
+        config["hrtem"]["datasets"][name].update(entry)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = run_snakemake("-n", results_dir=tmp_path / "r", configfile=str(bad), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_snakemake_stops_on_a_robustness_set_of_the_other_substrate(tmp_path: Path, test_config):
+    config = yaml.safe_load(yaml.safe_dump(test_config))
+    config["segmentation"]["datasets"]["bare"]["robustness"] = "val_graphene_carbon"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = run_snakemake("-n", results_dir=tmp_path / "r", configfile=str(bad), check=False)
+    assert proc.returncode != 0
+    assert (
+        "config error at segmentation.datasets.bare.robustness: dataset "
+        "'val_graphene_carbon' is simulated on 'graphene', not 'bare'"
+    ) in proc.stdout + proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_dataset_section_replaces_only_the_datasets_own_keys(test_config):
+    from temflow.hrtem.config import dataset_section
+
+    hrtem = test_config["hrtem"]
+    carbon = dataset_section(hrtem, "val_bare_carbon")
+    assert carbon["sample"]["contamination_thickness_A"] == [0, 10]
+    assert hrtem["sample"]["contamination_thickness_A"] == [0, 0]
+    others = {k: v for k, v in carbon["sample"].items() if k != "contamination_thickness_A"}
+    assert others == {k: hrtem["sample"][k] for k in others}
+    assert carbon["microscope"] == hrtem["microscope"]
+    assert dataset_section(hrtem, "val_bare")["sample"] == hrtem["sample"]

@@ -25,3 +25,21 @@ def test_evaluation_setting_reruns_no_training_and_no_simulation(
     recorded_results, tmp_path, test_config, key
 ):
     check_evaluation_change(recorded_results, tmp_path, test_config, key)
+
+
+def test_robustness_set_change_resimulates_only_that_set(recorded_results, tmp_path):
+    """A robustness set's own sample keys reach its shards only: its shards are simulated
+    again and the models scored on them, nothing is trained again."""
+    from test_regeneration import _plan
+
+    change = {
+        "hrtem": {
+            "datasets": {"val_bare_carbon": {"sample": {"contamination_thickness_A": [1, 2]}}}
+        }
+    }
+    jobs = _plan(recorded_results, tmp_path, change)
+    shards = {job["wildcards"]["dataset"] for job in jobs if job["rule"] == "hrtem_shard"}
+    assert shards == {"val_bare_carbon"}
+    rules = planned({"jobs": jobs})
+    assert "segmentation_evaluate_robustness" in rules and "segmentation_figures" in rules
+    assert not rules & {"segmentation_train", "segmentation_calibrate", "segmentation_evaluate"}

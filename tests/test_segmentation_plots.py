@@ -149,3 +149,17 @@ def test_f1_by_parameter_figure(tmp_path) -> None:
     with pytest.raises(ValueError, match="dose_e_per_A2"):
         plot_f1_by_parameter(_tables(), tmp_path / "q.png", dpi=40)
     assert not (tmp_path / "q.png").exists()
+
+
+def test_pool_evaluation_tables_keeps_every_row_in_order() -> None:
+    from temflow.segmentation.evaluate import pool_evaluation_tables
+
+    val = {("msdnet", "bare"): pd.DataFrame({"f1": [0.9, 0.8]})}
+    robust = {
+        ("msdnet", "bare"): pd.DataFrame({"f1": [0.1]}),
+        ("unet", "bare"): pd.DataFrame({"f1": [0.5]}),
+    }
+    pooled = pool_evaluation_tables(val, robust)
+    assert pooled[("msdnet", "bare")]["f1"].tolist() == [0.9, 0.8, 0.1]
+    assert pooled[("msdnet", "bare")].index.tolist() == [0, 1, 2]
+    assert pooled[("unet", "bare")]["f1"].tolist() == [0.5]

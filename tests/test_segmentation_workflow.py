@@ -122,3 +122,25 @@ def test_summary_and_figures(workflow_results) -> None:
     for name in ("f1_histograms", "detections", "f1_by_parameter"):
         for ext in ("png", "pdf"):
             assert (workflow_results / "figures" / f"{name}.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.workflow
+def test_robustness_sets_are_scored_and_drawn(workflow_results, test_config) -> None:
+    """Each substrate's robustness set (carbon drawn, left out of training) is scored by
+    the same models, and F1 against the parameters runs over it and the validation set:
+    the contamination axis has a clean and a contaminated end."""
+    datasets = test_config["hrtem"]["datasets"]
+    correlations = pd.read_csv(workflow_results / "eval" / "f1_by_parameter.csv")
+    for net in NETS:
+        for substrate in SUBSTRATES:
+            split = test_config["segmentation"]["datasets"][substrate]
+            clean = pd.read_csv(workflow_results / "eval" / f"{net}_{substrate}.csv")
+            dirty = pd.read_csv(workflow_results / "eval" / "robustness" / f"{net}_{substrate}.csv")
+            assert len(dirty) == datasets[split["robustness"]]["n_images"]
+            assert (clean["contamination_total_thickness_A"] == 0).all()
+            assert (dirty["contamination_total_thickness_A"] > 0).all()
+            row = correlations.query(
+                "network == @net and substrate == @substrate "
+                "and parameter == 'contamination_total_thickness_A'"
+            )
+            assert row["n_images"].item() == len(clean) + len(dirty)

@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from temflow.config import prepare_config
 from temflow.errors import TemflowError
-from temflow.hrtem.config import HrtemConfig
+from temflow.hrtem.config import HrtemConfig, dataset_section
 from temflow.seeding import workflow_seed_key
 from temflow.segmentation import IMAGE_PARAMETERS
 from temflow.trajectories.io import GENERATOR_KEYS
@@ -149,6 +149,24 @@ for _name in HRTEM["figure_datasets"]:
         )
 
 
+# A dataset's own sample/microscope keys (e.g. a validation set with contamination drawn),
+# checked before any job runs as the shared ones are.
+try:
+    HRTEM_SECTIONS = {name: dataset_section(HRTEM, name) for name in HRTEM["datasets"]}
+except TemflowError as _err:
+    raise WorkflowError(str(_err)) from None
+
+
+def hrtem_dataset_sample(wildcards):
+    """hrtem.sample with the dataset's own keys (hrtem.datasets.<name>.sample)."""
+    return HRTEM_SECTIONS[wildcards.dataset]["sample"]
+
+
+def hrtem_dataset_microscope(wildcards):
+    """hrtem.microscope with the dataset's own keys (hrtem.datasets.<name>.microscope)."""
+    return HRTEM_SECTIONS[wildcards.dataset]["microscope"]
+
+
 def hrtem_n_shards(dataset):
     n = HRTEM["datasets"][dataset]["n_images"]
     return -(-n // HRTEM["images_per_shard"])
@@ -193,6 +211,30 @@ SEG_CARD = results("models", "{net}_{substrate}.json")
 SEG_EVAL = results("eval", "{net}_{substrate}.csv")
 SEG_MODELS = expand(SEG_MODEL, net=SEG["networks"], substrate=SEG["substrates"])
 SEG_EVALS = expand(SEG_EVAL, net=SEG["networks"], substrate=SEG["substrates"])
+# The same models on each substrate's robustness set (segmentation.datasets.<s>.robustness):
+# validation images under conditions the training data leave out, for f1_by_parameter.
+SEG_ROBUSTNESS_EVAL = results("eval", "robustness", "{net}_{substrate}.csv")
+SEG_ROBUSTNESS_SUBSTRATES = [
+    s for s in SEG["substrates"] if SEG["datasets"][s].get("robustness")
+]
+SEG_ROBUSTNESS_EVALS = expand(
+    SEG_ROBUSTNESS_EVAL, net=SEG["networks"], substrate=SEG_ROBUSTNESS_SUBSTRATES
+)
+for _substrate in SEG["substrates"]:
+    for _split, _name in SEG["datasets"][_substrate].items():
+        if _name is None:
+            continue
+        _where = f"segmentation.datasets.{_substrate}.{_split}"
+        if _name not in HRTEM["datasets"]:
+            raise WorkflowError(
+                f"config error at {_where}: {_name!r} is not one of hrtem.datasets "
+                f"({', '.join(HRTEM['datasets'])})"
+            )
+        if HRTEM["datasets"][_name]["substrate"] != _substrate:
+            raise WorkflowError(
+                f"config error at {_where}: dataset {_name!r} is simulated on "
+                f"{HRTEM['datasets'][_name]['substrate']!r}, not {_substrate!r}"
+            )
 # The simulation parameters each per-image evaluation row carries (read from the shards), so
 # that F1 can be read against them (f1_by_parameter). A params entry: changing the list
 # re-evaluates, and evaluation tables written before it existed are rewritten.
@@ -210,6 +252,10 @@ def seg_train_shards(wildcards):
 
 def seg_val_shards(wildcards):
     return seg_shards(wildcards.substrate, "val")
+
+
+def seg_robustness_shards(wildcards):
+    return seg_shards(wildcards.substrate, "robustness")
 
 
 def seg_arch(wildcards):
@@ -234,6 +280,7 @@ def seg_detection(*, peak_threshold=True):
 
 SEG_TARGETS = [
     *SEG_EVALS,
+    *SEG_ROBUSTNESS_EVALS,
     results("eval", "f1_summary.csv"),
     results("eval", "f1_by_parameter.csv"),
     results("figures", "f1_histograms.png"),

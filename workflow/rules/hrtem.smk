@@ -17,8 +17,8 @@ rule hrtem_shard:
         mem_mb=3000,
         runtime=120,
     params:
-        sample=HRTEM["sample"],
-        microscope=HRTEM["microscope"],
+        sample=hrtem_dataset_sample,
+        microscope=hrtem_dataset_microscope,
         simulation=HRTEM["simulation"],
         substrate=hrtem_substrate,
         n_images=hrtem_shard_images,

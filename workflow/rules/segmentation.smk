@@ -89,9 +89,23 @@ rule segmentation_evaluate:
         "../scripts/segmentation_evaluate.py"
 
 
+# The same evaluation on each substrate's robustness set, for f1_by_parameter.
+use rule segmentation_evaluate as segmentation_evaluate_robustness with:
+    input:
+        model=SEG_MODEL,
+        val=seg_robustness_shards,
+    output:
+        csv=SEG_ROBUSTNESS_EVAL,
+    log:
+        log_path("segmentation_evaluate_robustness", "{net}", "{substrate}"),
+    benchmark:
+        bench_path("segmentation_evaluate_robustness", "{net}", "{substrate}")
+
+
 rule segmentation_figures:
     input:
         evals=SEG_EVALS,
+        robustness=SEG_ROBUSTNESS_EVALS,
         models=expand(
             SEG_MODEL, net=SEG["networks"], substrate=SEG["figure"]["substrate"]
         ),
@@ -141,6 +155,7 @@ rule segmentation_figures:
         **seg_detection(),
         networks=SEG["networks"],
         substrates=SEG["substrates"],
+        robustness_substrates=SEG_ROBUSTNESS_SUBSTRATES,
         figure_substrate=SEG["figure"]["substrate"],
         figure_image=SEG["figure"]["image"],
         dpi=PLOTS["dpi"],

@@ -432,3 +432,37 @@ class HrtemConfig:
             "microscope": self.microscope.as_dict(),
             "simulation": self.simulation.as_dict(),
         }
+
+
+#: The sections of ``hrtem`` a dataset may override (``hrtem.datasets.<name>.<section>``).
+DATASET_OVERRIDE_SECTIONS = ("sample", "microscope")
+
+
+def dataset_section(hrtem: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """The ``hrtem`` section as one dataset is simulated with: its ``sample`` and
+    ``microscope`` keys replaced by the dataset's own (``hrtem.datasets.<name>.sample``,
+    ``.microscope``), e.g. a validation set with contamination drawn.
+
+    Raises :class:`TemflowError` naming the dataset's key when an override names no key of
+    the section or makes the section invalid."""
+    datasets = hrtem.get("datasets", {})
+    if dataset not in datasets:
+        raise TemflowError(f"hrtem.datasets has no dataset {dataset!r}; has {list(datasets)}")
+    entry = datasets[dataset]
+    merged = dict(hrtem)
+    for section in DATASET_OVERRIDE_SECTIONS:
+        overrides = entry.get(section) or {}
+        where = f"hrtem.datasets.{dataset}.{section}"
+        unknown = sorted(set(overrides) - set(hrtem[section]))
+        if unknown:
+            raise TemflowError(
+                f"{where}: unknown key(s) {unknown}; expected keys of hrtem.{section}"
+            )
+        merged[section] = {**hrtem[section], **overrides}
+    if any(entry.get(s) for s in DATASET_OVERRIDE_SECTIONS):
+        try:
+            HrtemConfig.from_mapping(merged)
+        except TemflowError as err:
+            where = f"hrtem.datasets.{dataset} (its own sample/microscope)"
+            raise TemflowError(f"{where}: {err}") from None
+    return merged

@@ -137,3 +137,16 @@ def read_evaluation_tables(
             f"evaluation tables: {len(paths)} files for {len(keys)} (network, substrate) pairs"
         )
     return {key: pd.read_csv(path) for key, path in zip(keys, paths, strict=True)}
+
+
+def pool_evaluation_tables(
+    *groups: Mapping[tuple[str, str], pd.DataFrame],
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """``{(net, substrate): table}`` with the rows of every group's table of that key, in
+    the groups' order (e.g. a validation set and its robustness set, for F1 against the
+    image parameters)."""
+    pooled: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for group in groups:
+        for key, table in group.items():
+            pooled.setdefault(key, []).append(table)
+    return {key: pd.concat(tables, ignore_index=True) for key, tables in pooled.items()}
