@@ -159,7 +159,33 @@ def test_pool_evaluation_tables_keeps_every_row_in_order() -> None:
         ("msdnet", "bare"): pd.DataFrame({"f1": [0.1]}),
         ("unet", "bare"): pd.DataFrame({"f1": [0.5]}),
     }
-    pooled = pool_evaluation_tables(val, robust)
+    pooled = pool_evaluation_tables({"validation": val, "robustness": robust})
     assert pooled[("msdnet", "bare")]["f1"].tolist() == [0.9, 0.8, 0.1]
+    assert pooled[("msdnet", "bare")]["evaluation_set"].tolist() == [
+        "validation",
+        "validation",
+        "robustness",
+    ]
     assert pooled[("msdnet", "bare")].index.tolist() == [0, 1, 2]
     assert pooled[("unet", "bare")]["f1"].tolist() == [0.5]
+    assert "evaluation_set" not in val[("msdnet", "bare")]
+
+
+def test_f1_by_parameter_figure_draws_a_parameter_only_the_robustness_set_varies(
+    tmp_path,
+) -> None:
+    """Contamination constant (0) in the validation tables, drawn in the robustness ones:
+    pooled, it gets a panel."""
+    from temflow.segmentation.evaluate import pool_evaluation_tables
+
+    validation = _with_parameters()
+    robustness = {
+        key: t.assign(contamination_total_thickness_A=np.linspace(1.0, 18.0, len(t)))
+        for key, t in validation.items()
+    }
+    pooled = pool_evaluation_tables({"validation": validation, "robustness": robustness})
+    drawn = plot_f1_by_parameter(pooled, tmp_path / "p.png", dpi=40)
+    assert "contamination_total_thickness_A" in drawn
+    assert "contamination_total_thickness_A" not in plot_f1_by_parameter(
+        validation, tmp_path / "q.png", dpi=40
+    )

@@ -24,7 +24,7 @@ with script_context(snakemake) as log:  # noqa: F821
     robustness = read_evaluation_tables(sm.input.robustness, p.networks, p.robustness_substrates)
     for (net, substrate), table in robustness.items():
         log.info("%s %s robustness set: mean F1 %.4f", net, substrate, table["f1"].mean())
-    every_image = pool_evaluation_tables(tables, robustness)
+    every_image = pool_evaluation_tables({"validation": tables, "robustness": robustness})
     write_f1_correlations(every_image, list(IMAGE_PARAMETERS), sm.output.correlations)
     plot_f1_by_parameter(every_image, sm.output.by_parameter, dpi=p.dpi)
     one, dets = figure_detections(

@@ -64,12 +64,28 @@ def plot_f1_histograms(
 PARAMETER_PANELS_PER_ROW = 6
 
 
+def _by_evaluation_set(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The table's rows per ``evaluation_set`` (validation first); one group without it."""
+    if "evaluation_set" not in table:
+        return [("validation", table)]
+    return list(table.groupby("evaluation_set", sort=False))
+
+
+def _set_marker(evaluation_set: str, color: str) -> dict[str, str]:
+    """Filled dots for validation images, open ones for any other set (robustness)."""
+    if evaluation_set == "validation":
+        return {"color": color, "edgecolors": "none"}
+    return {"facecolors": "none", "edgecolors": color}
+
+
 def plot_f1_by_parameter(
     tables: Mapping[tuple[str, str], pd.DataFrame], path: str | Path, dpi: int = 150
 ) -> list[str]:
     """Per-image (class) F1 against each of :func:`f1_parameters` that varies: a block of
     rows per substrate (at most :data:`PARAMETER_PANELS_PER_ROW` parameters a row), one
-    series per network, Spearman rho in the legend. A parameter with one value in every
+    series per network, Spearman rho in the legend; rows whose ``evaluation_set`` is not
+    ``validation`` (a robustness set, :func:`temflow.segmentation.evaluate.
+    pool_evaluation_tables`) are drawn as open circles. A parameter with one value in every
     image (an option that is off) gets no panel; the figure's title names it with its
     value. Returns the parameters drawn."""
     every = f1_parameters(tables, list(IMAGE_PARAMETERS))
@@ -103,15 +119,17 @@ def plot_f1_by_parameter(
                 if t is None:
                     continue
                 rho = corr.loc[(net, substrate, param), "spearman_rho"]
-                ax.scatter(
-                    t[param],
-                    t["f1"],
-                    s=10,
-                    alpha=0.6,
-                    color=f"C{k}",
-                    edgecolors="none",
-                    label=f"{NET_LABELS.get(net, net)} ($\\rho$ {rho:+.2f})",
-                )
+                label = f"{NET_LABELS.get(net, net)} ($\\rho$ {rho:+.2f})"
+                for name, rows in _by_evaluation_set(t):
+                    ax.scatter(
+                        rows[param],
+                        rows["f1"],
+                        s=10,
+                        alpha=0.6,
+                        **_set_marker(name, f"C{k}"),
+                        label=label,
+                    )
+                    label = None
             if param == "dose_e_per_A2":
                 ax.set_xscale("log")
             else:
@@ -124,14 +142,18 @@ def plot_f1_by_parameter(
             axes[r * rows_per_substrate + row, 0].set_ylabel(
                 f"per-image F1\n{SUBSTRATE_LABELS.get(substrate, substrate)}", fontsize=8
             )
+    title = []
+    if any(name != "validation" for t in tables.values() for name, _ in _by_evaluation_set(t)):
+        title.append("open circles: robustness set")
     if fixed:
-        fig.suptitle(
+        title.append(
             "the same in every image: "
-            + ", ".join(f"{IMAGE_PARAMETERS[p]} {v:g}" for p, v in fixed.items()),
-            fontsize=9,
+            + ", ".join(f"{IMAGE_PARAMETERS[p]} {v:g}" for p, v in fixed.items())
         )
+    if title:
+        fig.suptitle("; ".join(title), fontsize=9)
     # Keep 0.3 inch at the top for the title.
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight() if fixed else 1))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight() if title else 1))
     save_figure(fig, path, dpi=dpi)
     return params
 

@@ -140,13 +140,13 @@ def read_evaluation_tables(
 
 
 def pool_evaluation_tables(
-    *groups: Mapping[tuple[str, str], pd.DataFrame],
+    groups: Mapping[str, Mapping[tuple[str, str], pd.DataFrame]],
 ) -> dict[tuple[str, str], pd.DataFrame]:
     """``{(net, substrate): table}`` with the rows of every group's table of that key, in
-    the groups' order (e.g. a validation set and its robustness set, for F1 against the
-    image parameters)."""
+    the groups' order, each row's group name in the column ``evaluation_set`` (e.g.
+    ``{"validation": ..., "robustness": ...}``, for F1 against the image parameters)."""
     pooled: dict[tuple[str, str], list[pd.DataFrame]] = {}
-    for group in groups:
+    for name, group in groups.items():
         for key, table in group.items():
-            pooled.setdefault(key, []).append(table)
+            pooled.setdefault(key, []).append(table.assign(evaluation_set=name))
     return {key: pd.concat(tables, ignore_index=True) for key, tables in pooled.items()}
