@@ -5,7 +5,7 @@ finished through Snakemake's own metadata (empty outputs, tests/workflow_api.py
 from __future__ import annotations
 
 import pytest
-from test_regeneration import EVALUATION_CHANGES, check_evaluation_change
+from test_regeneration import EVALUATION_CHANGES, _plan, check_evaluation_change
 from workflow_api import planned, query
 
 
@@ -30,8 +30,6 @@ def test_evaluation_setting_reruns_no_training_and_no_simulation(
 def test_robustness_set_change_resimulates_only_that_set(recorded_results, tmp_path):
     """A robustness set's own sample keys reach its shards only: its shards are simulated
     again and the models scored on them, nothing is trained again."""
-    from test_regeneration import _plan
-
     change = {
         "hrtem": {
             "datasets": {"val_bare_carbon": {"sample": {"contamination_thickness_A": [1, 2]}}}

@@ -385,9 +385,9 @@ def detector(
     """Blur (Gaussian, sigma in A), Poisson counts at the dose, detector MTF.
 
     ``images`` (..., H, W) are intensities relative to vacuum (= 1). With ``rng=None``
-    the noise is skipped and the result is the expected count per pixel. The MTF is
-    ``(1 - floor) / (1 + (f / (half * f_nyquist)) ** power) + floor`` and acts on the
-    noisy counts, as a scintillator does. Returns float32 counts per pixel.
+    the noise is skipped and the result is the expected count per pixel. The MTF
+    (:func:`detector_mtf`) acts on the noisy counts, as a scintillator does. Returns
+    float32 counts per pixel.
     """
     k = _frequencies(images.shape[-2:], sampling_A)
     spectrum = np.fft.fft2(images) * np.exp(-2 * (np.pi * params.blur_sigma_A * k) ** 2)
